@@ -1,0 +1,12 @@
+"""The test suite: real PostgreSQL and real Redis, on a Redis DB index of its own."""
+
+from config.settings.base import *  # noqa: F403
+from config.settings.base import CACHES, env
+
+REDIS_URL = env("TEST_REDIS_URL", default="redis://127.0.0.1:56379/2")
+CACHES["default"]["LOCATION"] = REDIS_URL
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast test logins only
+MARQETA_JIT_USERNAME = "marqeta_jit_test"
+MARQETA_JIT_PASSWORD = "Jit-Test-Password-2026!"  # noqa: S105 - test-only
+MARQETA_WEBHOOK_USERNAME = "marqeta_webhook_test"
+MARQETA_WEBHOOK_PASSWORD = "Webhook-Test-Password-2026!"  # noqa: S105 - test-only

@@ -1,0 +1,20 @@
+"""URL map: the contract in docs/architecture.md §5."""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
+
+from config import health
+
+admin.site.site_header = "Card program operations"
+admin.site.site_title = "Card program"
+admin.site.index_title = "Operations"
+admin.site.disable_action("delete_selected")  # nothing money-related is deleted in bulk
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", include("cards.api.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+]

@@ -1,0 +1,68 @@
+"""`audited(...)`: snapshot a target before a change and write an `AuditEvent` after it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db import models
+from django.forms.models import model_to_dict
+
+from ledger.models import AuditEvent
+
+
+def snapshot(instance: models.Model) -> dict[str, Any]:
+    """The instance's field values as JSON-safe data."""
+    values = model_to_dict(instance)
+    return {key: value if _jsonable(value) else str(value) for key, value in values.items()}
+
+
+def _jsonable(value: object) -> bool:
+    return value is None or isinstance(value, str | int | bool | list | dict)
+
+
+def _actor_fields(actor: AbstractBaseUser | AnonymousUser | None) -> dict[str, Any]:
+    if actor is None or not getattr(actor, "is_authenticated", False):
+        return {"actor": None, "actor_label": "system"}
+    return {"actor": actor, "actor_label": actor.get_username()}
+
+
+def record_audit_event(
+    *,
+    actor: AbstractBaseUser | AnonymousUser | None,
+    action: str,
+    target: models.Model,
+    reason: str = "",
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Write one audit row; call it inside the transaction that makes the change."""
+    return AuditEvent.objects.create(
+        **_actor_fields(actor),
+        action=action,
+        target_type=target._meta.label_lower,
+        target_id=str(target.pk),
+        reason=reason,
+        before=before,
+        after=after,
+    )
+
+
+@contextmanager
+def audited(
+    *,
+    target: models.Model,
+    actor: AbstractBaseUser | AnonymousUser | None,
+    action: str,
+    reason: str = "",
+) -> Iterator[None]:
+    """Snapshot `target`, run the block, then record before/after in the same transaction."""
+    before = snapshot(target) if target.pk else None
+    yield
+    target.refresh_from_db()
+    record_audit_event(
+        actor=actor, action=action, target=target, reason=reason,
+        before=before, after=snapshot(target),
+    )  # fmt: skip

@@ -1,0 +1,85 @@
+"""Shared fixtures: real PostgreSQL (pytest-django) and real Redis (own DB index, flushed)."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django_redis import get_redis_connection
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from cards.models import Card
+from cards.selectors import funding_account_for
+from cards.services import deposit_funds
+from ledger.models import Wallet
+from tests.cards.factories import CardFactory
+
+
+@pytest.fixture(autouse=True)
+def _clean_redis():
+    """Each test starts with an empty Redis database of the test settings' own index."""
+    connection = get_redis_connection("default")
+    connection.flushdb()
+    yield
+    connection.flushdb()
+
+
+@pytest.fixture
+def api_user(db):
+    return get_user_model().objects.create_user(username="api", password="api-pass-123456")
+
+
+@pytest.fixture
+def api_client(api_user) -> APIClient:
+    token, _ = Token.objects.get_or_create(user=api_user)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+def staff_user(username: str, group: str):
+    user = get_user_model().objects.create_user(
+        username=username, password=f"{username}-pass-123456", is_staff=True
+    )
+    user.groups.add(Group.objects.get(name=group))
+    return user
+
+
+@pytest.fixture
+def ops_user(db):
+    return staff_user("maker", "Ops")
+
+
+@pytest.fixture
+def second_ops_user(db):
+    return staff_user("checker", "Ops")
+
+
+@pytest.fixture
+def support_user(db):
+    return staff_user("agent", "Support")
+
+
+@pytest.fixture
+def card(db) -> Card:
+    return CardFactory()
+
+
+@pytest.fixture
+def wallet(card) -> Wallet:
+    return funding_account_for(cardholder=card.cardholder).wallet
+
+
+@pytest.fixture
+def funded_card(card) -> Card:
+    """A card whose cardholder has 100.00 available, put there by a real deposit."""
+    deposit_funds(
+        cardholder=card.cardholder, amount_minor=10_000, idempotency_key="seed", actor="test"
+    )
+    return card
+
+
+@pytest.fixture
+def funded_wallet(funded_card) -> Wallet:
+    return funding_account_for(cardholder=funded_card.cardholder).wallet
