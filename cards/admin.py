@@ -1,15 +1,423 @@
-"""Ops edit programs, cardholders and cards; money never moves from these pages."""
+"""Ops edit programs, cardholders, cards and their controls; money never moves from here.
+
+Controls, limits, fraud rules and fallback settings are saved by the services, never by
+`ModelForm.save()`: each form's clean() runs the service's validation, so a refusal is a form
+error and not a 500 (Django ticket 28619), and the service writes the row and its audit event
+and tells the JIT cache once the change commits.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from decimal import Decimal
+from functools import cache
+from typing import Any, ClassVar
+
+from django import forms
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.contrib.admin.options import InlineModelAdmin
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 
 from cards import services
-from cards.models import Card, Cardholder, FundingAccount, MccGroup, Program
+from cards.errors import InvalidLimit, InvalidScope
+from cards.models import (
+    Card,
+    Cardholder,
+    Channel,
+    CommandoModeRecord,
+    FallbackPolicy,
+    FraudRule,
+    FundingAccount,
+    MccGroup,
+    Program,
+    Scope,
+    SpendControl,
+    VelocityLimit,
+)
+from cards.selectors import ScopeObj, program_of
 from config.admin_mixins import NoDeleteAdminMixin, ReadOnlyAdminMixin, adopt
 from config.errors import DomainError
+from ledger.money import format_money, to_decimal, to_minor
+
+
+def admin_reason(request: HttpRequest) -> str:
+    """The audit reason of a change made where the page asks for none (inlines, actions)."""
+    return f"changed in the admin by {request.user.get_username()}"
+
+
+def apply_each(
+    model_admin: admin.ModelAdmin,
+    request: HttpRequest,
+    queryset: QuerySet,
+    change: Callable[[Any], object],
+    done: str,
+) -> None:
+    """An action: call the service per row, show each refusal, report the count."""
+    changed = 0
+    for row in queryset:
+        try:
+            change(row)
+            changed += 1
+        except DomainError as error:
+            model_admin.message_user(request, f"{row}: {error.message}", messages.ERROR)
+    model_admin.message_user(request, f"{changed} {done}")
+
+
+def _program_of_row(row: Model) -> Program:
+    if isinstance(row, SpendControl | VelocityLimit):
+        return program_of(scope_obj=row.scope_obj)
+    return row.program
+
+
+def money_display(minor_field: str, description: str) -> Any:
+    """A column (and the read-only view of a money form field) in the row's program currency."""
+
+    @admin.display(description=description, ordering=minor_field)
+    def column(self: Any, row: Model) -> str:
+        minor = getattr(row, minor_field)
+        if minor is None:
+            return "no maximum"
+        return format_money(minor, _program_of_row(row).currency_code)
+
+    return column
+
+
+class MoneyColumns:
+    """Read-only views of the money form fields, named like them (Support sees these)."""
+
+    max_transaction = money_display("max_transaction_minor", "max per transaction")
+    max_amount = money_display("max_amount_minor", "max amount")
+    standin_max_transaction = money_display(
+        "standin_max_transaction_minor", "stand-in max per transaction"
+    )
+    standin_max_daily_per_card = money_display(
+        "standin_max_daily_per_card_minor", "stand-in max per card per day"
+    )
+
+
+# --- forms saved by services -------------------------------------------------------------
+
+
+def money_field(*, required: bool = False, initial: Decimal | None = None) -> forms.DecimalField:
+    return forms.DecimalField(
+        required=required, initial=initial, help_text="in the program's currency, e.g. 250.00"
+    )
+
+
+class ServiceForm(forms.ModelForm):
+    """A configuration form that validates with the service and saves through it.
+
+    `money_fields` maps a decimal form field (in the program's currency) to its `*_minor`
+    model field; `service_fields` go to the service as they are (from the row when read-only).
+    """
+
+    money_fields: ClassVar[dict[str, str]] = {}
+    service_fields: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is None:
+            return
+        currency = self.program().currency_code
+        for name, minor_field in self.money_fields.items():
+            if (minor := getattr(self.instance, minor_field)) is not None:
+                self.initial.setdefault(name, to_decimal(minor, currency))
+
+    def program(self) -> Program:
+        """The program of the row: its currency converts the money fields."""
+        cleaned = getattr(self, "cleaned_data", {})
+        return cleaned.get("program") or self.instance.program
+
+    def validate(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """The fields as the service would store them, or the DomainError it would raise."""
+        raise NotImplementedError
+
+    def save_with_service(self, *, actor: Any, reason: str) -> Model:
+        raise NotImplementedError
+
+    def fields_for_service(self) -> dict[str, Any]:
+        fields = {
+            name: self.cleaned_data[name]
+            if name in self.cleaned_data
+            else getattr(self.instance, name)
+            for name in self.service_fields
+        }
+        currency = self.program().currency_code
+        for name, minor_field in self.money_fields.items():
+            amount = self.cleaned_data.get(name)
+            fields[minor_field] = None if amount is None else to_minor(amount, currency)
+        return fields
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        try:
+            normalized = self.validate(self.fields_for_service())
+        except DomainError as error:
+            self._validate_unique = False  # the service's message, not "Constraint … violated"
+            raise forms.ValidationError(error.message, code=error.code) from None
+        # The model's constraints are then checked on the values as they will be stored.
+        cleaned.update((name, value) for name, value in normalized.items() if name in cleaned)
+        return cleaned
+
+
+def with_reason(form: type[ServiceForm]) -> type[ServiceForm]:
+    """The form of a model's own admin page, which asks why (inlines and actions say who)."""
+    reason = forms.CharField(max_length=500, help_text="why (kept in the audit log)")
+    return type(f"{form.__name__}WithReason", (form,), {"reason": reason})
+
+
+class ScopedForm(ServiceForm):
+    """Controls and limits: on their own admin page the scope is chosen (and fixed once
+    saved); in an inline it is the page's program, cardholder or card."""
+
+    def scope_obj(self) -> ScopeObj:
+        cleaned = getattr(self, "cleaned_data", {})
+        chosen = [cleaned[name] for name in Scope.values if cleaned.get(name)]
+        if len(chosen) > 1:
+            raise InvalidScope("choose one of program, cardholder or card, not several")
+        if chosen:
+            return chosen[0]
+        if any(getattr(self.instance, f"{name}_id") for name in Scope.values):
+            return self.instance.scope_obj
+        raise InvalidScope("choose the program, cardholder or card this applies to")
+
+    def program(self) -> Program:
+        return program_of(scope_obj=self.scope_obj())
+
+
+SPEND_CONTROL_FIELDS = [
+    "max_transaction",
+    "mcc_allow",
+    "mcc_block",
+    "mcc_groups_allow",
+    "mcc_groups_block",
+    "blocked_countries",
+    "allowed_channels",
+]
+VELOCITY_LIMIT_FIELDS = ["window", "max_amount", "max_count", "active"]
+
+
+class SpendControlForm(ScopedForm):
+    money_fields: ClassVar = {"max_transaction": "max_transaction_minor"}
+    service_fields: ClassVar = tuple(SPEND_CONTROL_FIELDS[1:])
+
+    max_transaction = money_field()
+    allowed_channels = forms.MultipleChoiceField(
+        choices=Channel.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="none ticked: every channel",
+    )
+
+    class Meta:
+        model = SpendControl
+        fields = [*Scope.values, *SPEND_CONTROL_FIELDS]
+        help_texts = {
+            "mcc_allow": "4-digit MCCs, comma-separated; empty: every MCC",
+            "mcc_block": "4-digit MCCs, comma-separated",
+            "blocked_countries": "ISO alpha-3 codes, comma-separated, e.g. PRK,IRN",
+        }
+
+    def validate(self, fields: dict[str, Any]) -> dict[str, Any]:
+        return services.validate_spend_control(scope_obj=self.scope_obj(), **fields)
+
+    def save_with_service(self, *, actor: Any, reason: str) -> SpendControl:
+        return services.set_spend_control(
+            scope_obj=self.scope_obj(), actor=actor, reason=reason, **self.fields_for_service()
+        )
+
+
+class VelocityLimitForm(ScopedForm):
+    money_fields: ClassVar = {"max_amount": "max_amount_minor"}
+    service_fields: ClassVar = ("window", "max_count", "active")
+
+    max_amount = money_field()
+
+    class Meta:
+        model = VelocityLimit
+        fields = [*Scope.values, *VELOCITY_LIMIT_FIELDS]
+
+    def validate(self, fields: dict[str, Any]) -> dict[str, Any]:
+        if self.instance.pk and "window" in self.changed_data:
+            raise InvalidLimit("a limit keeps its window: add a limit for the other window")
+        return services.validate_velocity_limit(**fields)
+
+    def save_with_service(self, *, actor: Any, reason: str) -> VelocityLimit:
+        return services.set_velocity_limit(
+            scope_obj=self.scope_obj(), actor=actor, reason=reason, **self.fields_for_service()
+        )
+
+
+class FraudRuleForm(ServiceForm):
+    service_fields: ClassVar = ("name", "kind", "mode", "action", "params")
+
+    class Meta:
+        model = FraudRule
+        fields = ["program", "name", "kind", "mode", "action", "params"]
+        help_texts = {
+            "params": 'high_risk_mcc {"mccs": ["7995"]}, foreign_country {"home_country": '
+            '"USA"}, burst {"count": 5, "seconds": 60}, amount_over {"amount_minor": 50000}, '
+            'amount_outlier {"multiple": 5, "min_history": 10}; other kinds {}',
+        }
+
+    def validate(self, fields: dict[str, Any]) -> dict[str, Any]:
+        return services.validate_fraud_rule(**fields)
+
+    def save_with_service(self, *, actor: Any, reason: str) -> FraudRule:
+        return services.set_fraud_rule(
+            program=self.program(), actor=actor, reason=reason, **self.fields_for_service()
+        )
+
+
+class FallbackPolicyForm(ServiceForm):
+    money_fields: ClassVar = {
+        "standin_max_transaction": "standin_max_transaction_minor",
+        "standin_max_daily_per_card": "standin_max_daily_per_card_minor",
+    }
+    service_fields: ClassVar = (
+        "mode",
+        "standin_allowed_mccs",
+        "deadline_ms",
+        "redis_timeout_ms",
+        "breaker_failure_threshold",
+        "breaker_reset_seconds",
+    )
+
+    standin_max_transaction = money_field(required=True, initial=Decimal(0))
+    standin_max_daily_per_card = money_field(required=True, initial=Decimal(0))
+
+    class Meta:
+        model = FallbackPolicy
+        fields = [
+            "program",
+            "mode",
+            "standin_max_transaction",
+            "standin_max_daily_per_card",
+            "standin_allowed_mccs",
+            "deadline_ms",
+            "redis_timeout_ms",
+            "breaker_failure_threshold",
+            "breaker_reset_seconds",
+        ]
+        help_texts = {"standin_allowed_mccs": "4-digit MCCs, comma-separated; empty: any MCC"}
+
+    def validate(self, fields: dict[str, Any]) -> dict[str, Any]:
+        return services.validate_fallback_policy(program=self.program(), **fields)
+
+    def save_with_service(self, *, actor: Any, reason: str) -> FallbackPolicy:
+        return services.set_fallback_policy(
+            program=self.program(), actor=actor, reason=reason, **self.fields_for_service()
+        )
+
+
+class CommandoModeRecordForm(ServiceForm):
+    service_fields: ClassVar = (
+        "program_gateway_funding_source_token",
+        "auth_controls",
+        "velocity_controls",
+        "real_time_standin_enabled",
+        "include_connection_errors",
+        "include_response_timeouts",
+        "include_application_errors",
+        "notes",
+    )
+
+    class Meta:
+        model = CommandoModeRecord
+        fields = [
+            "program",
+            "program_gateway_funding_source_token",
+            "auth_controls",
+            "velocity_controls",
+            "real_time_standin_enabled",
+            "include_connection_errors",
+            "include_response_timeouts",
+            "include_application_errors",
+            "notes",
+        ]
+
+    def validate(self, fields: dict[str, Any]) -> dict[str, Any]:
+        return services.validate_commando_mode_record(**fields)
+
+    def save_with_service(self, *, actor: Any, reason: str) -> CommandoModeRecord:
+        return services.set_commando_mode_record(
+            program=self.program(), actor=actor, reason=reason, **self.fields_for_service()
+        )
+
+
+class ServiceAdmin(MoneyColumns, NoDeleteAdminMixin, admin.ModelAdmin):
+    """A configuration model's own page: saved by the form's service, with a reason.
+
+    Subclasses set `form = with_reason(<ServiceForm>)` and list their `fields`.
+    """
+
+    readonly_on_change: ClassVar[list[str]] = []
+
+    def get_fields(self, request: HttpRequest, obj: Model | None = None) -> list[str]:
+        editable = (
+            self.has_change_permission(request, obj) if obj else self.has_add_permission(request)
+        )
+        return [*self.fields, "reason"] if editable else list(self.fields)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Model | None = None) -> list[str]:
+        return self.readonly_on_change if obj else []
+
+    def save_model(self, request: HttpRequest, obj: Model, form: Any, change: bool) -> None:
+        saved = form.save_with_service(actor=request.user, reason=form.cleaned_data["reason"])
+        adopt(obj, saved)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: list, change: bool) -> None:
+        # No form.save_m2m(): the service has set the many-to-many fields.
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
+
+
+@cache
+def control_inlines(scope: str) -> list[type[InlineModelAdmin]]:
+    """The spend control and velocity limit inlines of a program, cardholder or card page."""
+
+    class SpendControlInline(MoneyColumns, admin.StackedInline):
+        model, form, fk_name, fields = SpendControl, SpendControlForm, scope, SPEND_CONTROL_FIELDS
+        extra, max_num, can_delete = 0, 1, False
+        verbose_name_plural = f"spend control of this {scope} (all scopes apply: strictest wins)"
+
+    class VelocityLimitInline(MoneyColumns, admin.TabularInline):
+        model, form, fk_name = VelocityLimit, VelocityLimitForm, scope
+        fields = VELOCITY_LIMIT_FIELDS
+        extra, can_delete = 0, False
+        verbose_name_plural = f"velocity limits of this {scope} (untick active to stop one)"
+
+    return [SpendControlInline, VelocityLimitInline]
+
+
+class ControlInlinesMixin:
+    """Saves the control inlines through the services; they show on change pages only (a
+    scope must exist before it has controls)."""
+
+    def get_inlines(self, request: HttpRequest, obj: Model | None) -> list:
+        inlines = super().get_inlines(request, obj)
+        return inlines if obj else [i for i in inlines if not issubclass(i.form, ServiceForm)]
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        if not issubclass(formset.form, ServiceForm):
+            super().save_formset(request, form, formset, change)
+            return
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        for row_form in formset.forms:  # deleting is off in these inlines
+            if not row_form.has_changed():
+                continue
+            is_new = row_form.instance.pk is None
+            saved = row_form.save_with_service(actor=request.user, reason=admin_reason(request))
+            if is_new:
+                formset.new_objects.append(saved)
+            else:
+                formset.changed_objects.append((saved, row_form.changed_data))
+
+
+# --- programs, cardholders, cards ------------------------------------------------------------
 
 
 class MccGroupInline(admin.TabularInline):
@@ -17,10 +425,21 @@ class MccGroupInline(admin.TabularInline):
     extra = 0
 
 
+class ProgramForm(forms.ModelForm):
+    def clean_timezone(self) -> str:
+        timezone_name = self.cleaned_data["timezone"]
+        try:
+            services.check_timezone(timezone_name)
+        except DomainError as error:
+            raise forms.ValidationError(error.message, code=error.code) from None
+        return timezone_name
+
+
 @admin.register(Program)
-class ProgramAdmin(NoDeleteAdminMixin, admin.ModelAdmin):
+class ProgramAdmin(ControlInlinesMixin, NoDeleteAdminMixin, admin.ModelAdmin):
+    form = ProgramForm
     list_display = ["name", "currency_code", "timezone", "default_hold_expiry_days"]
-    inlines = [MccGroupInline]
+    inlines = [MccGroupInline, *control_inlines(Scope.PROGRAM)]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Program | None = None) -> list[str]:
         # The currency and books are fixed once money may have moved in them.
@@ -28,13 +447,29 @@ class ProgramAdmin(NoDeleteAdminMixin, admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: Program, form: object, change: bool) -> None:
         if change:
-            super().save_model(request, obj, form, change)
+            services.update_program(
+                program=obj,
+                actor=request.user,
+                reason=admin_reason(request),
+                name=obj.name,
+                timezone_name=obj.timezone,
+                default_hold_expiry_days=obj.default_hold_expiry_days,
+            )
             return
         created = services.create_program(
-            name=obj.name, currency_code=obj.currency_code, timezone_name=obj.timezone,
+            name=obj.name,
+            currency_code=obj.currency_code,
+            timezone_name=obj.timezone,
             default_hold_expiry_days=obj.default_hold_expiry_days,
-        )  # fmt: skip
+        )
         adopt(obj, created)
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        super().save_formset(request, form, formset, change)
+        if formset.model is MccGroup and (
+            formset.new_objects or formset.changed_objects or formset.deleted_objects
+        ):
+            services.announce_mcc_groups_changed(program=form.instance)
 
 
 class FundingAccountInline(ReadOnlyAdminMixin, admin.TabularInline):
@@ -53,36 +488,70 @@ class CardInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 
 @admin.register(Cardholder)
-class CardholderAdmin(NoDeleteAdminMixin, admin.ModelAdmin):
+class CardholderAdmin(ControlInlinesMixin, NoDeleteAdminMixin, admin.ModelAdmin):
     list_display = ["token", "first_name", "last_name", "email", "status", "program"]
     list_filter = ["status", "program"]
     list_select_related = ["program"]
     search_fields = ["=token", "last_name", "=email"]
     show_full_result_count = False
-    inlines = [FundingAccountInline, CardInline]
+    inlines = [FundingAccountInline, CardInline, *control_inlines(Scope.CARDHOLDER)]
+    actions = ["suspend", "reactivate", "close"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Cardholder | None = None) -> list:
-        return ["token", "program"] if obj else []
+        # Status changes go through the actions, so each one is audited and reaches the cache.
+        return ["token", "program", "status"] if obj else ["status"]
 
     def save_model(self, request: HttpRequest, obj: Cardholder, form: object, change: bool) -> None:
         if change:
             super().save_model(request, obj, form, change)
             return
         created = services.create_cardholder(
-            program=obj.program, token=obj.token or None, first_name=obj.first_name,
-            last_name=obj.last_name, email=obj.email,
-        )  # fmt: skip
+            program=obj.program,
+            token=obj.token or None,
+            first_name=obj.first_name,
+            last_name=obj.last_name,
+            email=obj.email,
+        )
         adopt(obj, created)
+
+    def _set_status(self, request: HttpRequest, queryset: QuerySet, status: str) -> None:
+        apply_each(
+            self,
+            request,
+            queryset,
+            lambda cardholder: services.set_cardholder_status(
+                cardholder=cardholder,
+                status=status,
+                actor=request.user,
+                reason=admin_reason(request),
+            ),
+            done=f"cardholder(s) now {status}",
+        )
+
+    @admin.action(
+        description="Suspend selected cardholders (all their cards)", permissions=["change"]
+    )
+    def suspend(self, request: HttpRequest, queryset: QuerySet[Cardholder]) -> None:
+        self._set_status(request, queryset, Cardholder.Status.SUSPENDED)
+
+    @admin.action(description="Reactivate selected cardholders", permissions=["change"])
+    def reactivate(self, request: HttpRequest, queryset: QuerySet[Cardholder]) -> None:
+        self._set_status(request, queryset, Cardholder.Status.ACTIVE)
+
+    @admin.action(description="Close selected cardholders (final)", permissions=["change"])
+    def close(self, request: HttpRequest, queryset: QuerySet[Cardholder]) -> None:
+        self._set_status(request, queryset, Cardholder.Status.CLOSED)
 
 
 @admin.register(Card)
-class CardAdmin(NoDeleteAdminMixin, admin.ModelAdmin):
+class CardAdmin(ControlInlinesMixin, NoDeleteAdminMixin, admin.ModelAdmin):
     list_display = ["token", "last_four", "state", "cardholder", "expires_on", "created_at"]
     list_filter = ["state"]
     list_select_related = ["cardholder"]
     search_fields = ["=token", "=last_four", "cardholder__last_name", "=cardholder__email"]
     raw_id_fields = ["cardholder"]
     show_full_result_count = False
+    inlines = control_inlines(Scope.CARD)
     actions = ["suspend", "reactivate"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Card | None = None) -> list[str]:
@@ -94,22 +563,23 @@ class CardAdmin(NoDeleteAdminMixin, admin.ModelAdmin):
             super().save_model(request, obj, form, change)
             return
         created = services.create_card(
-            cardholder=obj.cardholder, token=obj.token or None, last_four=obj.last_four or None,
+            cardholder=obj.cardholder,
+            token=obj.token or None,
+            last_four=obj.last_four or None,
             expires_on=obj.expires_on,
-        )  # fmt: skip
+        )
         adopt(obj, created)
 
     def _set_state(self, request: HttpRequest, queryset: QuerySet[Card], state: str) -> None:
-        changed = 0
-        for card in queryset:
-            try:
-                services.set_card_state(
-                    card=card, state=state, actor=request.user, reason=f"{state} in the admin"
-                )
-                changed += 1
-            except DomainError as error:
-                self.message_user(request, f"{card.token}: {error.message}", messages.ERROR)
-        self.message_user(request, f"{changed} card(s) now {state}")
+        apply_each(
+            self,
+            request,
+            queryset,
+            lambda card: services.set_card_state(
+                card=card, state=state, actor=request.user, reason=f"{state} in the admin"
+            ),
+            done=f"card(s) now {state}",
+        )
 
     @admin.action(description="Suspend selected cards", permissions=["change"])
     def suspend(self, request: HttpRequest, queryset: QuerySet[Card]) -> None:
@@ -118,3 +588,106 @@ class CardAdmin(NoDeleteAdminMixin, admin.ModelAdmin):
     @admin.action(description="Reactivate selected cards", permissions=["change"])
     def reactivate(self, request: HttpRequest, queryset: QuerySet[Card]) -> None:
         self._set_state(request, queryset, Card.State.ACTIVE)
+
+
+# --- controls, limits, fraud rules, fallback ---------------------------------------------------
+
+SCOPE_SELECT_RELATED = ["program", "cardholder__program", "card__cardholder__program"]
+
+
+@admin.register(SpendControl)
+class SpendControlAdmin(ServiceAdmin):
+    form = with_reason(SpendControlForm)
+    fields = [*Scope.values, *SPEND_CONTROL_FIELDS]
+    readonly_on_change: ClassVar = Scope.values
+    list_display = [
+        "__str__",
+        "max_transaction",
+        "mcc_allow",
+        "mcc_block",
+        "blocked_countries",
+        "allowed_channels",
+        "updated_at",
+    ]
+    list_select_related = SCOPE_SELECT_RELATED
+    raw_id_fields = ["cardholder", "card"]
+    search_fields = ["=card__token", "=cardholder__token"]
+    show_full_result_count = False
+
+
+@admin.register(VelocityLimit)
+class VelocityLimitAdmin(ServiceAdmin):
+    form = with_reason(VelocityLimitForm)
+    fields = [*Scope.values, *VELOCITY_LIMIT_FIELDS]
+    readonly_on_change: ClassVar = [*Scope.values, "window"]
+    list_display = ["__str__", "window", "max_amount", "max_count", "active", "updated_at"]
+    list_filter = ["window", "active"]
+    list_select_related = SCOPE_SELECT_RELATED
+    raw_id_fields = ["cardholder", "card"]
+    search_fields = ["=card__token", "=cardholder__token"]
+    show_full_result_count = False
+
+
+@admin.register(FraudRule)
+class FraudRuleAdmin(ServiceAdmin):
+    form = with_reason(FraudRuleForm)
+    fields = ["program", "name", "kind", "mode", "action", "params"]
+    readonly_on_change: ClassVar = ["program", "name"]
+    list_display = ["name", "program", "kind", "mode", "action", "params", "updated_at"]
+    list_filter = ["mode", "kind", "action", "program"]
+    list_select_related = ["program"]
+    actions = ["turn_on", "shadow_mode", "turn_off"]
+
+    def _set_mode(self, request: HttpRequest, queryset: QuerySet[FraudRule], mode: str) -> None:
+        apply_each(
+            self,
+            request,
+            queryset,
+            lambda rule: services.set_fraud_rule_mode(
+                rule=rule, mode=mode, actor=request.user, reason=admin_reason(request)
+            ),
+            done=f"rule(s) now {mode}",
+        )
+
+    @admin.action(description="Turn on (may decline)", permissions=["change"])
+    def turn_on(self, request: HttpRequest, queryset: QuerySet[FraudRule]) -> None:
+        self._set_mode(request, queryset, FraudRule.Mode.ON)
+
+    @admin.action(description="Shadow mode (record, never decline)", permissions=["change"])
+    def shadow_mode(self, request: HttpRequest, queryset: QuerySet[FraudRule]) -> None:
+        self._set_mode(request, queryset, FraudRule.Mode.SHADOW)
+
+    @admin.action(description="Turn off", permissions=["change"])
+    def turn_off(self, request: HttpRequest, queryset: QuerySet[FraudRule]) -> None:
+        self._set_mode(request, queryset, FraudRule.Mode.OFF)
+
+
+@admin.register(FallbackPolicy)
+class FallbackPolicyAdmin(ServiceAdmin):
+    form = with_reason(FallbackPolicyForm)
+    fields = FallbackPolicyForm.Meta.fields
+    readonly_on_change: ClassVar = ["program"]
+    list_display = [
+        "program",
+        "mode",
+        "standin_max_transaction",
+        "standin_max_daily_per_card",
+        "deadline_ms",
+        "redis_timeout_ms",
+        "updated_at",
+    ]
+    list_select_related = ["program"]
+
+
+@admin.register(CommandoModeRecord)
+class CommandoModeRecordAdmin(ServiceAdmin):
+    form = with_reason(CommandoModeRecordForm)
+    fields = CommandoModeRecordForm.Meta.fields
+    readonly_on_change: ClassVar = ["program"]
+    list_display = [
+        "program",
+        "program_gateway_funding_source_token",
+        "real_time_standin_enabled",
+        "updated_at",
+    ]
+    list_select_related = ["program"]

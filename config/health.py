@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from django.db import connection
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django_redis import get_redis_connection
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -36,3 +37,12 @@ def readyz(request: HttpRequest) -> JsonResponse:
         {"status": "ok" if ready else "unavailable", "checks": checks},
         status=200 if ready else 503,
     )
+
+
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus metrics of this process (decision latency, outcomes, fallback answers).
+
+    Each gunicorn worker has its own registry; scrape every worker or run the exporter in
+    multiprocess mode (docs/operations.md).
+    """
+    return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)

@@ -13,8 +13,11 @@ admin.site.disable_action("delete_selected")  # nothing money-related is deleted
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("jit/", include("jit.api.urls")),
     path("api/v1/", include("cards.api.urls")),
+    path("api/v1/", include("jit.api.urls_v1")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", health.metrics, name="metrics"),
 ]

@@ -6,3 +6,6 @@ class JitConfig(AppConfig):
 
     name = "jit"
     verbose_name = "JIT gateway"
+
+    def ready(self) -> None:
+        from jit import receivers  # noqa: F401 - connects the cache-sync signal receivers

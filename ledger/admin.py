@@ -84,8 +84,18 @@ class LedgerEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 @admin.register(Hold)
 class HoldAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["authorization_key", "wallet", "amount", "remaining", "status",
-                    "merchant_name", "mcc", "expires_at", "is_standin", "created_at"]  # fmt: skip
+    list_display = [
+        "authorization_key",
+        "wallet",
+        "amount",
+        "remaining",
+        "status",
+        "merchant_name",
+        "mcc",
+        "expires_at",
+        "is_standin",
+        "created_at",
+    ]
     list_filter = ["status", "is_standin"]
     list_select_related = ["wallet"]
     search_fields = ["=authorization_key", "=transaction_token", "=card_token"]
@@ -96,8 +106,17 @@ class HoldAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 @admin.register(Clearing)
 class ClearingAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["clearing_key", "wallet", "amount", "from_hold_minor", "excess_minor",
-                    "released_minor", "is_final", "merchant_name", "created_at"]  # fmt: skip
+    list_display = [
+        "clearing_key",
+        "wallet",
+        "amount",
+        "from_hold_minor",
+        "excess_minor",
+        "released_minor",
+        "is_final",
+        "merchant_name",
+        "created_at",
+    ]
     list_select_related = ["wallet"]
     search_fields = ["=clearing_key", "=card_token"]
     show_full_result_count = False
@@ -159,8 +178,16 @@ class ManualAdjustmentAdmin(admin.ModelAdmin):
     """Maker-checker: proposing is adding a row; approving is an action for someone else."""
 
     form = ManualAdjustmentForm
-    list_display = ["id", "wallet", "amount_display", "status", "proposed_by", "decided_by",
-                    "created_at", "reason"]  # fmt: skip
+    list_display = [
+        "id",
+        "wallet",
+        "amount_display",
+        "status",
+        "proposed_by",
+        "decided_by",
+        "created_at",
+        "reason",
+    ]
     list_filter = ["status"]
     list_select_related = ["wallet", "proposed_by", "decided_by"]
     raw_id_fields = ["wallet"]
@@ -190,13 +217,21 @@ class ManualAdjustmentAdmin(admin.ModelAdmin):
 
     @admin.action(description="Approve selected adjustments", permissions=["approve"])
     def approve(self, request: HttpRequest, queryset: QuerySet[ManualAdjustment]) -> None:
-        self._decide(request, queryset, lambda adj: services.approve_adjustment(
-            adjustment=adj, approver=request.user))  # fmt: skip
+        self._decide(
+            request,
+            queryset,
+            lambda adj: services.approve_adjustment(adjustment=adj, approver=request.user),
+        )
 
     @admin.action(description="Reject selected adjustments", permissions=["approve"])
     def reject(self, request: HttpRequest, queryset: QuerySet[ManualAdjustment]) -> None:
-        self._decide(request, queryset, lambda adj: services.reject_adjustment(
-            adjustment=adj, decider=request.user, reason="rejected in the admin"))  # fmt: skip
+        self._decide(
+            request,
+            queryset,
+            lambda adj: services.reject_adjustment(
+                adjustment=adj, decider=request.user, reason="rejected in the admin"
+            ),
+        )
 
     def _decide(self, request: HttpRequest, queryset: QuerySet, decide: object) -> None:
         done = 0

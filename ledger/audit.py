@@ -63,6 +63,10 @@ def audited(
     yield
     target.refresh_from_db()
     record_audit_event(
-        actor=actor, action=action, target=target, reason=reason,
-        before=before, after=snapshot(target),
-    )  # fmt: skip
+        actor=actor,
+        action=action,
+        target=target,
+        reason=reason,
+        before=before,
+        after=snapshot(target),
+    )

@@ -7,6 +7,7 @@ __all__ = [
     "CurrencyMismatch",
     "DomainError",
     "HoldNotFound",
+    "HoldOfAnotherWallet",
     "HoldNotOpen",
     "IdempotencyConflict",
     "InsufficientFunds",
@@ -66,4 +67,11 @@ class AdjustmentNotPending(DomainError):
     """An adjustment is approved or rejected once."""
 
     code = "adjustment_not_pending"
+    http_status = 409
+
+
+class HoldOfAnotherWallet(DomainError):
+    """An incremental authorization must extend a hold of the same cardholder."""
+
+    code = "hold_of_another_wallet"
     http_status = 409

@@ -25,6 +25,7 @@ from ledger.errors import (
     AdjustmentNotPending,
     CurrencyMismatch,
     HoldNotOpen,
+    HoldOfAnotherWallet,
     IdempotencyConflict,
     InsufficientFunds,
     InvalidAmount,
@@ -48,6 +49,7 @@ from ledger.models import (
     Wallet,
 )
 from ledger.money import currency_exponent
+from ledger.signals import available_changed, wallet_opened
 
 SYSTEM = "system"
 MARQETA = "marqeta"
@@ -196,11 +198,20 @@ def post_transaction(
     deltas = _natural_deltas(accounts, lines)
     ensure_floors(accounts, deltas, allow_overdraw=allow_overdraw)
     posted = LedgerTransaction.objects.create(
-        kind=kind, idempotency_key=idempotency_key, actor=actor, memo=memo[:255],
+        kind=kind,
+        idempotency_key=idempotency_key,
+        actor=actor,
+        memo=memo[:255],
         metadata=metadata or {},
-    )  # fmt: skip
+    )
     LedgerEntry.objects.bulk_create(line.entry(posted) for line in lines)
     _apply_balances(accounts, deltas, posted)
+    if available := {
+        pk: delta
+        for pk, delta in deltas.items()
+        if delta and accounts[pk].kind == Account.Kind.AVAILABLE
+    }:
+        available_changed.send(sender=LedgerTransaction, posting=posted, available_deltas=available)
     return posted
 
 
@@ -225,18 +236,21 @@ def open_book(*, name: str, currency_code: str) -> Book:
         name=name,
         currency_code=currency_code,
         funding_bank=_open_account(
-            code=f"{prefix}:funding_bank", kind=Account.Kind.FUNDING_BANK,
+            code=f"{prefix}:funding_bank",
+            kind=Account.Kind.FUNDING_BANK,
             currency_code=currency_code,
         ),
         settlement_payable=_open_account(
-            code=f"{prefix}:settlement_payable", kind=Account.Kind.SETTLEMENT_PAYABLE,
+            code=f"{prefix}:settlement_payable",
+            kind=Account.Kind.SETTLEMENT_PAYABLE,
             currency_code=currency_code,
         ),
         adjustments=_open_account(
-            code=f"{prefix}:adjustments", kind=Account.Kind.ADJUSTMENTS,
+            code=f"{prefix}:adjustments",
+            kind=Account.Kind.ADJUSTMENTS,
             currency_code=currency_code,
         ),
-    )  # fmt: skip
+    )
 
 
 @transaction.atomic
@@ -246,7 +260,7 @@ def open_wallet(*, book: Book, holder_token: str) -> Wallet:
     if wallet := Wallet.objects.filter(holder_token=holder_token, currency_code=currency).first():
         return wallet
     prefix = f"holder:{holder_token}:{currency}"
-    return Wallet.objects.create(
+    wallet = Wallet.objects.create(
         book=book,
         holder_token=holder_token,
         currency_code=currency,
@@ -255,6 +269,8 @@ def open_wallet(*, book: Book, holder_token: str) -> Wallet:
         ),
         held=_open_account(code=f"{prefix}:held", kind=Account.Kind.HELD, currency_code=currency),
     )
+    wallet_opened.send(sender=Wallet, wallet=wallet)
+    return wallet
 
 
 # --- money in and out --------------------------------------------------------------------
@@ -378,6 +394,8 @@ def place_hold(
     is promised, so the ledger records it and flags a negative balance instead of refusing.
     """
     ensure_positive(amount_minor)
+    if original is not None and original.wallet_id != wallet.pk:
+        raise HoldOfAnotherWallet(f"incremental {authorization_key} names another wallet's hold")
     _lock_wallet(wallet)
     if existing := Hold.objects.filter(authorization_key=authorization_key).first():
         return _ensure_same_hold(existing, wallet=wallet, amount_minor=amount_minor)
@@ -468,9 +486,13 @@ def release_hold(
     expired = reason == HoldRelease.Reason.EXPIRY
     _save_chain(chain, close_as=HoldStatus.EXPIRED if expired else None)
     return HoldRelease.objects.create(
-        hold=chain[0], release_key=release_key, reason=reason,
-        requested_minor=amount_minor, amount_minor=released, posted_by=posted,
-    )  # fmt: skip
+        hold=chain[0],
+        release_key=release_key,
+        reason=reason,
+        requested_minor=amount_minor,
+        amount_minor=released,
+        posted_by=posted,
+    )
 
 
 def expire_hold(*, hold: Hold, actor: str = SYSTEM) -> HoldRelease:
@@ -540,11 +562,20 @@ def clear_hold(
     )
     _save_chain(chain, close_as=HoldStatus.CLOSED if is_final else None)
     return Clearing.objects.create(
-        wallet=wallet, hold=root, clearing_key=clearing_key, amount_minor=amount_minor,
-        from_hold_minor=from_hold, excess_minor=excess, released_minor=released,
-        currency_code=wallet.currency_code, is_final=is_final, card_token=merchant.card_token,
-        mcc=merchant.mcc, merchant_name=merchant.merchant_name, posted_by=posted,
-    )  # fmt: skip
+        wallet=wallet,
+        hold=root,
+        clearing_key=clearing_key,
+        amount_minor=amount_minor,
+        from_hold_minor=from_hold,
+        excess_minor=excess,
+        released_minor=released,
+        currency_code=wallet.currency_code,
+        is_final=is_final,
+        card_token=merchant.card_token,
+        mcc=merchant.mcc,
+        merchant_name=merchant.merchant_name,
+        posted_by=posted,
+    )
 
 
 @transaction.atomic
@@ -571,11 +602,19 @@ def force_post(
         allow_overdraw=True,
     )
     return Clearing.objects.create(
-        wallet=wallet, hold=None, clearing_key=clearing_key, amount_minor=amount_minor,
-        from_hold_minor=0, excess_minor=amount_minor, currency_code=wallet.currency_code,
-        is_final=True, card_token=merchant.card_token, mcc=merchant.mcc,
-        merchant_name=merchant.merchant_name, posted_by=posted,
-    )  # fmt: skip
+        wallet=wallet,
+        hold=None,
+        clearing_key=clearing_key,
+        amount_minor=amount_minor,
+        from_hold_minor=0,
+        excess_minor=amount_minor,
+        currency_code=wallet.currency_code,
+        is_final=True,
+        card_token=merchant.card_token,
+        mcc=merchant.mcc,
+        merchant_name=merchant.merchant_name,
+        posted_by=posted,
+    )
 
 
 # --- manual adjustments (maker-checker) -----------------------------------------------------
@@ -591,9 +630,12 @@ def propose_adjustment(
     if not reason.strip():
         raise ReasonRequired("say why the adjustment is needed")
     adjustment = ManualAdjustment(
-        wallet=wallet, amount_minor=amount_minor, currency_code=wallet.currency_code,
-        reason=reason.strip(), proposed_by=proposer,
-    )  # fmt: skip
+        wallet=wallet,
+        amount_minor=amount_minor,
+        currency_code=wallet.currency_code,
+        reason=reason.strip(),
+        proposed_by=proposer,
+    )
     with audited(target=adjustment, actor=proposer, action="propose_adjustment", reason=reason):
         adjustment.save()
     return adjustment
@@ -621,8 +663,9 @@ def approve_adjustment(
     adjustment = _lock_pending_adjustment(adjustment)
     if adjustment.proposed_by_id == approver.pk:
         raise SelfApprovalRefused("an adjustment needs a second person to approve it")
-    with audited(target=adjustment, actor=approver, action="approve_adjustment",
-                 reason=adjustment.reason):  # fmt: skip
+    with audited(
+        target=adjustment, actor=approver, action="approve_adjustment", reason=adjustment.reason
+    ):
         adjustment.transaction = post_transaction(
             kind=Kind.ADJUSTMENT,
             idempotency_key=f"adjustment:{adjustment.pk}",

@@ -8,6 +8,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 GUNICORN_PID="$RUN_DIR/gunicorn.pid"
 WORKER_PID="$RUN_DIR/celery-worker.pid"
 BEAT_PID="$RUN_DIR/celery-beat.pid"
+WRITER_PID="$RUN_DIR/ledger-writer.pid"
 HEALTH_URL="http://127.0.0.1:$WEB_PORT/healthz"
 
 # Django management command with the venv's Python.
@@ -46,6 +47,18 @@ start_gunicorn() {
         --pid "$GUNICORN_PID" \
         --access-logfile "$LOG_DIR/gunicorn-access.log" \
         --error-logfile "$LOG_DIR/gunicorn.log"
+}
+
+# The ledger writer: drains the JIT decision streams (Redis) into PostgreSQL.
+start_ledger_writer() {
+    if running_or_clean "$WRITER_PID" run_ledger_writer; then
+        log "ledger writer already running (pid $(pid_of "$WRITER_PID"))"
+        return 0
+    fi
+    log "starting the ledger writer"
+    nohup "$PY" "$ROOT/manage.py" run_ledger_writer --consumer writer-1 \
+        >>"$LOG_DIR/ledger-writer.log" 2>&1 </dev/null &
+    echo $! >"$WRITER_PID"
 }
 
 # Celery worker consuming every queue the app uses.
@@ -107,6 +120,9 @@ main() {
     cd "$ROOT"
     mkdir -p "$RUN_DIR" "$LOG_DIR"
     prepare_app
+    start_ledger_writer
+    log "loading the Redis balance cache from the ledger"
+    manage rebuild_balance_cache
     start_gunicorn
     start_worker
     start_beat

@@ -9,17 +9,27 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from cards.api.serializers import (
+    CardControlsIn,
     CardholderIn,
     CardholderOut,
     CardIn,
     CardOut,
     DepositIn,
-    balances_out,
+    card_controls_out,
     deposit_out,
 )
+from cards.controls import effective_controls
 from cards.errors import DepositCurrencyMismatch, IdempotencyKeyMissing
-from cards.selectors import cardholder_balances, cardholder_by_token, default_program
-from cards.services import create_card, create_cardholder, deposit_funds
+from cards.models import Card
+from cards.selectors import (
+    card_by_token,
+    cardholder_by_token,
+    default_program,
+    mcc_groups_by_name,
+    spend_control_of,
+    velocity_limits_of,
+)
+from cards.services import create_card, create_cardholder, deposit_funds, replace_card_controls
 
 IDEMPOTENCY_KEY_MAX = 120
 
@@ -72,7 +82,7 @@ class DepositCreateApi(APIView):
         posted = deposit_funds(
             cardholder=cardholder,
             amount_minor=body.validated_data["amount_minor"],
-            idempotency_key=f"api:{key}",
+            idempotency_key=f"api:{request.user.pk}:{key}",  # each client its own key space
             actor=f"api:{request.user.get_username()}",
         )
         return Response(
@@ -80,9 +90,40 @@ class DepositCreateApi(APIView):
         )
 
 
-class BalanceApi(APIView):
+def _card_controls_response(card: Card) -> Response:
+    return Response(
+        card_controls_out(
+            card=card,
+            control=spend_control_of(scope_obj=card),
+            limits=velocity_limits_of(scope_obj=card),
+            effective=effective_controls(card=card),
+        )
+    )
+
+
+class CardControlsApi(APIView):
+    """The card's own spend control and velocity limits, and the effective combination of
+    every scope (program, cardholder, card) that the gateway applies."""
+
     @extend_schema(responses={200: dict})
-    def get(self, request: Request, cardholder_token: str) -> Response:
-        cardholder = cardholder_by_token(token=cardholder_token)
-        balances = cardholder_balances(cardholder=cardholder)
-        return Response(balances_out(balances, cardholder_token=cardholder.token))
+    def get(self, request: Request, card_token: str) -> Response:
+        return _card_controls_response(card_by_token(token=card_token))
+
+    @extend_schema(request=CardControlsIn, responses={200: dict})
+    def put(self, request: Request, card_token: str) -> Response:
+        card = card_by_token(token=card_token)
+        program = card.cardholder.program
+        body = CardControlsIn(data=request.data, context={"currency_code": program.currency_code})
+        body.is_valid(raise_exception=True)
+        control = dict(body.validated_data["control"])
+        for groups in ("mcc_groups_allow", "mcc_groups_block"):
+            control[groups] = mcc_groups_by_name(program=program, names=control[groups])
+        replace_card_controls(
+            card=card,
+            actor=request.user,
+            reason=body.validated_data["reason"]
+            or f"changed through the API by {request.user.get_username()}",
+            control=control,
+            limits=body.validated_data["limits"],
+        )
+        return _card_controls_response(card)

@@ -27,6 +27,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",  # the admin's CSS/JS, served by gunicorn
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -82,6 +83,10 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
 
 # Bad input gets a 4xx, never a 500: Django refuses bodies above this size with a 400.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MAX_REQUEST_BYTES", default=64 * 1024)
@@ -134,3 +139,12 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
 }
+
+# The JIT gateway's Redis: short timeouts so a slow Redis trips the breaker, not Marqeta's 3 s.
+JIT_REDIS_TIMEOUT_MS = env.int("JIT_REDIS_TIMEOUT_MS", default=50)
+JIT_REDIS_CLUSTER = env.bool("JIT_REDIS_CLUSTER", default=False)
+JIT_IDEMPOTENCY_TTL_SECONDS = env.int("JIT_IDEMPOTENCY_TTL_SECONDS", default=35 * 24 * 3600)
+JIT_STANDIN_SPOOL = env(
+    "JIT_STANDIN_SPOOL", default=str(BASE_DIR / "var" / "spool" / "standin.jsonl")
+)
+JIT_POLICY_REFRESH_SECONDS = env.int("JIT_POLICY_REFRESH_SECONDS", default=5)

@@ -1,12 +1,19 @@
 """The test suite: real PostgreSQL and real Redis, on a Redis DB index of its own."""
 
 from config.settings.base import *  # noqa: F403
-from config.settings.base import CACHES, env
+from config.settings.base import CACHES, DATABASES, env
 
 REDIS_URL = env("TEST_REDIS_URL", default="redis://127.0.0.1:56379/2")
+# Two suites on one machine must not share a test database (pytest-django drops it).
+DATABASES["default"]["TEST"] = {"NAME": env("TEST_DATABASE_NAME", default="test_cardprogram")}
 CACHES["default"]["LOCATION"] = REDIS_URL
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast test logins only
 MARQETA_JIT_USERNAME = "marqeta_jit_test"
 MARQETA_JIT_PASSWORD = "Jit-Test-Password-2026!"  # noqa: S105 - test-only
 MARQETA_WEBHOOK_USERNAME = "marqeta_webhook_test"
 MARQETA_WEBHOOK_PASSWORD = "Webhook-Test-Password-2026!"  # noqa: S105 - test-only
+JIT_POLICY_REFRESH_SECONDS = 0  # tests install the policy themselves
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}

@@ -5,7 +5,15 @@ from __future__ import annotations
 import factory
 
 from cards import services
-from cards.models import Card, Cardholder, Program
+from cards.models import (
+    Card,
+    Cardholder,
+    FraudRule,
+    Program,
+    SpendControl,
+    VelocityLimit,
+    VelocityWindow,
+)
 
 
 class ProgramFactory(factory.django.DjangoModelFactory):
@@ -53,3 +61,45 @@ class CardFactory(factory.django.DjangoModelFactory):
     @classmethod
     def _create(cls, model_class: type, *args: object, **kwargs: object) -> Card:
         return services.create_card(**kwargs)
+
+
+class SpendControlFactory(factory.django.DjangoModelFactory):
+    """A card's spend control by default; pass program= or cardholder= (and card=None)."""
+
+    class Meta:
+        model = SpendControl
+        skip_postgeneration_save = True
+
+    card = factory.SubFactory(CardFactory)
+
+    @factory.post_generation
+    def mcc_groups_allow(self, create: bool, groups: list | None) -> None:
+        if create and groups:
+            self.mcc_groups_allow.set(groups)
+
+    @factory.post_generation
+    def mcc_groups_block(self, create: bool, groups: list | None) -> None:
+        if create and groups:
+            self.mcc_groups_block.set(groups)
+
+
+class VelocityLimitFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = VelocityLimit
+
+    card = factory.SubFactory(CardFactory)
+    window = VelocityWindow.DAY
+    max_amount_minor = 50_000
+    max_count = None
+
+
+class FraudRuleFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = FraudRule
+
+    program = factory.SubFactory(ProgramFactory)
+    name = factory.Sequence(lambda n: f"rule-{n}")
+    kind = FraudRule.Kind.CVV_MISMATCH
+    mode = FraudRule.Mode.SHADOW
+    action = FraudRule.Action.DECLINE
+    params = factory.LazyFunction(dict)

@@ -21,10 +21,14 @@ def program():
 def cardholder_token(api_client, program) -> str:
     response = api_client.post(
         "/api/v1/cardholders/",
-        {"token": "user_7f3a", "first_name": "Ada", "last_name": "Lovelace",
-         "email": "ada@example.com"},
+        {
+            "token": "user_7f3a",
+            "first_name": "Ada",
+            "last_name": "Lovelace",
+            "email": "ada@example.com",
+        },
         format="json",
-    )  # fmt: skip
+    )
     assert response.status_code == 201, response.content
     return response.json()["token"]
 
@@ -55,9 +59,10 @@ def test_given_taken_token_when_cardholder_created_then_409(api_client, cardhold
 
 def test_given_cardholder_when_card_created_then_active_and_usable(api_client, cardholder_token):
     response = api_client.post(
-        "/api/v1/cards/", {"cardholder_token": cardholder_token, "token": "card_91b2"},
+        "/api/v1/cards/",
+        {"cardholder_token": cardholder_token, "token": "card_91b2"},
         format="json",
-    )  # fmt: skip
+    )
     assert response.status_code == 201
     assert response.json()["state"] == "ACTIVE"
     assert Card.objects.get(token="card_91b2").state == Card.State.ACTIVE
@@ -69,17 +74,26 @@ def test_given_unknown_cardholder_when_card_created_then_404(api_client, program
     assert response.json()["code"] == "cardholder_not_found"
 
 
-def test_given_cardholder_when_deposit_then_201_and_balance_shows_it(api_client, cardholder_token):
-    # when
-    response = deposit(api_client, cardholder_token, "12.34")
+def test_given_cardholder_when_deposit_then_201_and_balance_shows_it(
+    api_client, program, django_capture_on_commit_callbacks
+):
+    # given: the commit hooks run, as in production, so the balance cache follows the ledger
+    with django_capture_on_commit_callbacks(execute=True):
+        token = api_client.post("/api/v1/cardholders/", {}, format="json").json()["token"]
+        # when
+        response = deposit(api_client, token, "12.34")
     # then
     assert response.status_code == 201
     assert response.json()["amount"] == "12.34"
-    balance = api_client.get(f"/api/v1/cardholders/{cardholder_token}/balance/").json()
+    balance = api_client.get(f"/api/v1/cardholders/{token}/balance/").json()
     assert balance == {
-        "cardholder_token": "user_7f3a", "currency_code": "USD",
-        "available": "12.34", "pending": "0.00", "ledger": "12.34",
-    }  # fmt: skip
+        "cardholder_token": token,
+        "currency_code": "USD",
+        "available": "12.34",
+        "pending": "0.00",
+        "ledger": "12.34",
+        "source": "cache",
+    }
 
 
 def test_given_deposit_when_same_key_again_then_same_response_and_no_new_money(
@@ -102,7 +116,7 @@ def test_given_deposit_when_same_key_other_body_then_409_and_nothing_moves(
     assert response.status_code == 409
     assert response.json()["code"] == "idempotency_conflict"
     balance = api_client.get(f"/api/v1/cardholders/{cardholder_token}/balance/").json()
-    assert balance["available"] == "12.34"
+    assert (balance["available"], balance["source"]) == ("12.34", "ledger")
 
 
 @pytest.mark.parametrize(

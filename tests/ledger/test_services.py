@@ -193,8 +193,10 @@ def test_given_hold_when_cleared_exactly_then_charged_and_closed(funded_wallet):
     # then
     placed.refresh_from_db()
     assert (clearing.from_hold_minor, clearing.excess_minor, clearing.released_minor) == (
-        2_000, 0, 0,
-    )  # fmt: skip
+        2_000,
+        0,
+        0,
+    )
     assert placed.status == HoldStatus.CLOSED
     assert balances(funded_wallet) == (8_000, 0)
     funded_wallet.book.settlement_payable.refresh_from_db()
@@ -315,3 +317,16 @@ def test_given_posting_when_reversed_then_negated_entries_and_only_once(funded_w
     assert LedgerEntry.objects.filter(transaction=original).count() == 2  # original stays
     assert balances(funded_wallet) == (10_000, 0)
     assert_ledger_consistent()
+
+
+def test_given_hold_of_another_wallet_when_incremental_then_refused(funded_wallet, db):
+    from cards.selectors import funding_account_for
+    from ledger.errors import HoldOfAnotherWallet
+    from tests.cards.factories import CardFactory
+
+    other = funding_account_for(cardholder=CardFactory().cardholder).wallet
+    deposit(wallet=other, amount_minor=5_000, idempotency_key="other", actor="t")
+    original = hold(other, 1_000, "jit:other")
+    with pytest.raises(HoldOfAnotherWallet):
+        hold(funded_wallet, 500, "jit:cross", original=original)
+    assert balances(funded_wallet) == (10_000, 0)

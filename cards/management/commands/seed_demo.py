@@ -53,9 +53,16 @@ class Command(BaseCommand):
         return program
 
     def _cardholder(
-        self, program: Program, token: str, first: str, last: str, email: str,
-        card_token: str, last_four: str, deposit_minor: int,
-    ) -> None:  # fmt: skip
+        self,
+        program: Program,
+        token: str,
+        first: str,
+        last: str,
+        email: str,
+        card_token: str,
+        last_four: str,
+        deposit_minor: int,
+    ) -> None:
         cardholder = Cardholder.objects.filter(token=token).first()
         if cardholder is None:
             cardholder = services.create_cardholder(
@@ -63,9 +70,11 @@ class Command(BaseCommand):
             )
             services.create_card(cardholder=cardholder, token=card_token, last_four=last_four)
         services.deposit_funds(
-            cardholder=cardholder, amount_minor=deposit_minor,
-            idempotency_key=f"seed:{token}", actor="seed_demo",
-        )  # fmt: skip
+            cardholder=cardholder,
+            amount_minor=deposit_minor,
+            idempotency_key=f"seed:{token}",
+            actor="seed_demo",
+        )
 
     def _users(self) -> None:
         user_model = get_user_model()

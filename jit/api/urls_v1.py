@@ -1,0 +1,13 @@
+"""The gateway's part of the internal API (mounted under /api/v1/)."""
+
+from django.urls import path
+
+from jit.api import views
+
+urlpatterns = [
+    path(
+        "cardholders/<str:cardholder_token>/balance/",
+        views.CardholderBalanceApi.as_view(),
+        name="cardholder-balance",
+    ),
+]

@@ -1,0 +1,77 @@
+"""`POST /jit/marqeta/`: Marqeta waits on this at every swipe. Parse, decide, answer.
+
+No database query and one Redis call (a test proves both). The body is read raw and parsed
+once, with Decimal numbers; the answer is the `jit_funding` echo Marqeta expects.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import simplejson
+from django.http import HttpResponse
+from drf_spectacular.utils import extend_schema
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from cards.api.serializers import balances_out
+from cards.selectors import cardholder_by_token
+from config.errors import DomainError
+from jit import metrics, services
+from jit.auth import MarqetaJitAuthentication
+from jit.marqeta import parse_jit_request
+from jit.selectors import live_balances
+
+logger = logging.getLogger("jit")
+JSON = "application/json"
+
+
+def _refusal(code: str, message: str, status: int) -> HttpResponse:
+    body = simplejson.dumps({"code": code, "message": message, "details": {}})
+    return HttpResponse(body, status=status, content_type=JSON)
+
+
+class JitFundingApi(APIView):
+    authentication_classes = [MarqetaJitAuthentication]
+    permission_classes = [IsAuthenticated]
+    parser_classes: list = []  # the body is parsed once, by parse_jit_request
+
+    def post(self, request: Request) -> HttpResponse:
+        received_at_us = services.now_us()
+        try:
+            jit_request = parse_jit_request(request.body)
+        except DomainError as refusal:
+            logger.warning("jit refused: %s %s", refusal.code, refusal.message)
+            return _refusal(refusal.code, refusal.message, refusal.http_status)
+        try:
+            answer = services.decide_jit_funding(jit_request, received_at_us=received_at_us)
+        except services.IdempotencyConflict:
+            message = f"jit_funding.token {jit_request.jit_token} was used for another request"
+            return _refusal("idempotency_conflict", message, 409)
+        body = services.response_body(jit_request, answer)
+        metrics.DECISION_SECONDS.observe((services.now_us() - received_at_us) / 1_000_000)
+        metrics.DECISIONS.labels(
+            outcome="approved" if answer.approved else "declined", reason=answer.reason_code
+        ).inc()
+        logger.info(
+            "jit %s %s %s %s %s",
+            jit_request.jit_token,
+            jit_request.method,
+            "approved" if answer.approved else "declined",
+            answer.reason_code,
+            "fallback" if answer.is_fallback else "",
+        )
+        return HttpResponse(body, status=answer.http_status, content_type=JSON)
+
+
+class CardholderBalanceApi(APIView):
+    """`GET /api/v1/cardholders/{token}/balance/`: available reflects every approval at once."""
+
+    @extend_schema(responses={200: dict})
+    def get(self, request: Request, cardholder_token: str) -> Response:
+        cardholder = cardholder_by_token(token=cardholder_token)
+        balances, source = live_balances(cardholder=cardholder)
+        body = balances_out(balances, cardholder_token=cardholder.token)
+        return Response({**body, "source": source})

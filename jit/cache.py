@@ -1,0 +1,206 @@
+"""The Redis balance cache: the decision script, and the writes that keep the cache in step.
+
+PostgreSQL is the truth; this cache is derived from it (`rebuild_balance_cache`). Every write
+here is idempotent, so a retried push or a replayed event never moves a balance twice.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import simplejson
+from django.conf import settings
+from redis.commands.core import Script
+
+from jit import keys
+from jit.marqeta import JitRequest
+from jit.redis_client import gateway_redis, maintenance_redis
+
+LUA = Path(__file__).resolve().parent / "lua"
+
+APPLY_DELTA = """
+-- KEYS: 1 account, 2 applied marker. ARGV: 1 delta, 2 ttl seconds.
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+if redis.call('SET', KEYS[2], '1', 'NX', 'EX', tonumber(ARGV[2])) == false then return false end
+return redis.call('HINCRBY', KEYS[1], 'available', tonumber(ARGV[1]))
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptAnswer:
+    """What the decision script said."""
+
+    outcome: str  # approved | declined | replay | conflict | unknown_card | unknown_account
+    decline_reason: str
+    reason_code: str
+    available_minor: int | None
+    rule_hits: str
+    extra: str
+
+    @property
+    def approved(self) -> bool:
+        return self.outcome == "approved" or (self.outcome == "replay" and not self.decline_reason)
+
+
+@functools.cache
+def _script(name: str) -> Script:
+    return gateway_redis().register_script((LUA / f"{name}.lua").read_text())
+
+
+@functools.cache
+def _apply_delta_script() -> Script:
+    return maintenance_redis().register_script(APPLY_DELTA)
+
+
+def reset_scripts() -> None:
+    _script.cache_clear()
+    _apply_delta_script.cache_clear()
+
+
+def fingerprint(jit_request: JitRequest) -> str:
+    """What makes two messages with one token the same request."""
+    parts = (
+        jit_request.method,
+        jit_request.user_token,
+        jit_request.card_token,
+        str(jit_request.amount_minor),
+        jit_request.currency_code,
+    )
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
+
+
+def advice_ledger_key(jit_request: JitRequest) -> str:
+    """The ledger idempotency key the advice will post under (webhooks reuse it)."""
+    token = jit_request.transaction_token or jit_request.jit_token
+    namespace = {"release": "release", "clear": "clearing", "force": "clearing"}
+    return f"{namespace.get(jit_request.op, 'refund')}:{token}"
+
+
+def _decision_keys(jit_request: JitRequest) -> list[str]:
+    user, card = jit_request.user_token, jit_request.card_token or "-"
+    root = jit_request.original_jit_token or jit_request.jit_token
+    return [
+        keys.account_key(user),
+        keys.card_key(user, card),
+        keys.idempotency_key(user, jit_request.jit_token),
+        keys.hold_key(user, jit_request.jit_token),
+        keys.hold_key(user, root),
+        keys.user_velocity_key(user),
+        keys.card_velocity_key(user, card),
+        keys.burst_key(user, card),
+        keys.stats_key(user, card),
+        keys.outbox_key(keys.partition(user)),
+        keys.applied_key(user, advice_ledger_key(jit_request)),
+    ]
+
+
+def event_metadata(jit_request: JitRequest, received_at_us: int) -> str:
+    return simplejson.dumps(
+        {
+            "method": jit_request.method,
+            "user": jit_request.user_token,
+            "card": jit_request.card_token,
+            "txn": jit_request.transaction_token,
+            "original": jit_request.original_jit_token,
+            "currency": jit_request.currency_code,
+            "mcc": jit_request.mcc,
+            "merchant": jit_request.merchant_name,
+            "country": jit_request.country,
+            "channel": jit_request.channel,
+            "final": jit_request.is_final,
+            "capture": jit_request.captured_at_once,
+            "received_us": received_at_us,
+        },
+        separators=(",", ":"),
+    )
+
+
+def run_decision(jit_request: JitRequest, *, received_at_us: int) -> ScriptAnswer:
+    """One EVALSHA: idempotency, controls, fraud, balance, hold, velocity, outbox event."""
+    args = [
+        jit_request.jit_token,
+        fingerprint(jit_request),
+        jit_request.op,
+        jit_request.amount_minor,
+        jit_request.signals,
+        jit_request.mcc,
+        jit_request.country,
+        jit_request.channel,
+        jit_request.currency_code,
+        settings.JIT_IDEMPOTENCY_TTL_SECONDS,
+        "1" if jit_request.is_final else "0",
+        event_metadata(jit_request, received_at_us),
+        jit_request.deny_reason,
+    ]
+    outcome, decline, reason, available, hits, extra = _script("decide")(
+        keys=_decision_keys(jit_request), args=args
+    )
+    return ScriptAnswer(
+        outcome=outcome,
+        decline_reason=decline,
+        reason_code=reason,
+        available_minor=int(available) if available not in ("", None) else None,
+        rule_hits=hits,
+        extra=extra,
+    )
+
+
+# --- keeping the cache in step with the ledger ---------------------------------------------
+
+
+def put_account(*, user_token: str, available_minor: int, currency_code: str) -> None:
+    """Set a cardholder's cached available balance (rebuild, new account)."""
+    maintenance_redis().hset(
+        keys.account_key(user_token),
+        mapping={"available": available_minor, "currency": currency_code},
+    )
+
+
+def put_card(*, user_token: str, card_token: str, record: dict[str, str]) -> None:
+    """Replace a card's cached record (state, controls, fraud rules, timezone table)."""
+    key = keys.card_key(user_token, card_token)
+    client = maintenance_redis()
+    pipe = client.pipeline(transaction=True)
+    pipe.delete(key)
+    pipe.hset(key, mapping=record)
+    pipe.execute()
+
+
+def apply_available_delta(*, user_token: str, ledger_key: str, delta_minor: int) -> int | None:
+    """Move the cached available balance once per ledger posting; None if not applied."""
+    result = _apply_delta_script()(
+        keys=[keys.account_key(user_token), keys.applied_key(user_token, ledger_key)],
+        args=[delta_minor, settings.JIT_IDEMPOTENCY_TTL_SECONDS],
+    )
+    return int(result) if result is not None else None
+
+
+def cached_available(*, user_token: str) -> int | None:
+    value = maintenance_redis().hget(keys.account_key(user_token), "available")
+    return int(value) if value is not None else None
+
+
+def card_usage(*, user_token: str, card_token: str) -> dict[str, dict[str, str]]:
+    """The raw velocity counters of a card and its cardholder (for support's remaining view)."""
+    client = maintenance_redis()
+    return {
+        "user": client.hgetall(keys.user_velocity_key(user_token)),
+        "card": client.hgetall(keys.card_velocity_key(user_token, card_token)),
+    }
+
+
+def ensure_account(*, user_token: str, currency_code: str) -> None:
+    """A new wallet starts at zero in the cache (never overwrites an existing balance)."""
+    client = maintenance_redis()
+    key = keys.account_key(user_token)
+    client.hsetnx(key, "available", 0)
+    client.hsetnx(key, "currency", currency_code)
+
+
+def load_scripts() -> None:
+    """Load the decision script into Redis ahead of traffic, so no request pays SCRIPT LOAD."""
+    script = _script("decide")
+    gateway_redis().script_load(script.script)

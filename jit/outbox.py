@@ -1,0 +1,298 @@
+"""The ledger writer: drains the decision streams into PostgreSQL, exactly once.
+
+Each partition's outbox stream has a consumer group. A batch is applied in one database
+transaction (each event in a savepoint) and acknowledged only after the commit. A writer killed
+mid-batch leaves its events pending; on restart it reads its pending entries first, and the
+unique keys (`JitDecision.jit_funding_token`, the ledger's idempotency keys) make the second
+application a no-op.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import redis
+import simplejson
+from django.db import transaction
+
+from cards.models import FundingAccount
+from cards.selectors import hold_expires_at
+from config.errors import DomainError
+from jit import keys
+from jit.methods import Op
+from jit.models import JitDecision
+from jit.receivers import GATEWAY_ACTOR
+from jit.redis_client import maintenance_redis
+from ledger import services as ledger
+from ledger.errors import HoldNotOpen
+from ledger.models import Hold, Wallet
+
+logger = logging.getLogger("jit.outbox")
+GROUP = "ledger-writer"
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEvent:
+    stream: str
+    event_id: str
+    fields: dict[str, str]
+
+    @property
+    def meta(self) -> dict:
+        return simplejson.loads(self.fields.get("meta") or "{}")
+
+
+def ensure_groups(client: redis.Redis) -> None:
+    """Create the consumer group on every partition's stream (idempotent)."""
+    for stream in keys.all_outbox_keys():
+        try:
+            client.xgroup_create(stream, GROUP, id="0", mkstream=True)
+        except redis.ResponseError as error:
+            if "BUSYGROUP" not in str(error):
+                raise
+
+
+def read_batch(client: redis.Redis, *, consumer: str, count: int, block_ms: int) -> list:
+    """This consumer's pending events first (after a crash), then new ones."""
+    streams = keys.all_outbox_keys()
+    pending = client.xreadgroup(GROUP, consumer, dict.fromkeys(streams, "0"), count=count)
+    events = _flatten(pending)
+    if not events:
+        fresh = client.xreadgroup(
+            GROUP, consumer, dict.fromkeys(streams, ">"), count=count, block=block_ms or None
+        )
+        events = _flatten(fresh)
+    return events[:count]
+
+
+def _flatten(reply: Iterable) -> list[OutboxEvent]:
+    return [
+        OutboxEvent(stream=stream, event_id=event_id, fields=fields)
+        for stream, entries in (reply or [])
+        for event_id, fields in entries
+        if fields  # an entry deleted while pending comes back empty
+    ]
+
+
+def _at(microseconds: int) -> datetime:
+    return datetime.fromtimestamp(microseconds / 1_000_000, tz=UTC)
+
+
+class Wallets:
+    """Wallet and program lookups, cached for one batch."""
+
+    def __init__(self) -> None:
+        self._by_holder: dict[tuple[str, str], FundingAccount] = {}
+
+    def funding_account(self, holder_token: str, currency_code: str) -> FundingAccount:
+        key = (holder_token, currency_code)
+        if key not in self._by_holder:
+            self._by_holder[key] = FundingAccount.objects.select_related(
+                "cardholder__program",
+                "wallet__available",
+                "wallet__held",
+                "wallet__book__settlement_payable",
+                "wallet__book__funding_bank",
+            ).get(wallet__holder_token=holder_token, wallet__currency_code=currency_code)
+        return self._by_holder[key]
+
+
+def _merchant(meta: dict) -> ledger.Merchant:
+    return ledger.Merchant(
+        card_token=meta.get("card", ""),
+        mcc=meta.get("mcc", ""),
+        merchant_name=meta.get("merchant", ""),
+    )
+
+
+def _root_hold(meta: dict, jit_token: str) -> Hold | None:
+    root = meta.get("original") or jit_token
+    return Hold.objects.filter(authorization_key=f"jit:{root}").first()
+
+
+def _place_hold(
+    event: OutboxEvent,
+    wallet: Wallet,
+    decided_at: datetime,
+    program: object,
+    *,
+    actor: str,
+    is_standin: bool,
+) -> Hold:
+    meta, jit_token = event.meta, event.fields["jit"]
+    original = _root_hold(meta, jit_token) if meta.get("original") else None
+    hold = ledger.place_hold(
+        wallet=wallet,
+        amount_minor=int(event.fields["amount"]),
+        authorization_key=f"jit:{jit_token}",
+        expires_at=hold_expires_at(
+            program=program, mcc=meta.get("mcc", ""), authorized_at=decided_at
+        ),
+        original=original,
+        merchant=_merchant(meta),
+        transaction_token=meta.get("txn", ""),
+        jit_funding_token=jit_token,
+        is_standin=is_standin,
+        allow_overdraw=True,  # the approval was already sent: record it, flag any overdraft
+        actor=actor,
+    )
+    if meta.get("capture"):  # single-message: charged at once, no clearing follows
+        ledger.clear_hold(
+            hold=hold,
+            amount_minor=hold.amount_minor,
+            clearing_key=meta.get("txn") or jit_token,
+            merchant=_merchant(meta),
+            actor=actor,
+        )
+    return hold
+
+
+def _apply_advice(event: OutboxEvent, wallet: Wallet, actor: str) -> None:
+    """The same postings a webhook would make, under the same keys (so they happen once)."""
+    meta, op, amount = event.meta, event.fields["op"], int(event.fields["amount"])
+    key = meta.get("txn") or event.fields["jit"]
+    if amount == 0:
+        return
+    if op == Op.RELEASE or op == Op.CLEAR:
+        hold = _root_hold(meta, event.fields["jit"])
+        if hold is None:
+            if op == Op.CLEAR:  # the authorization never reached us: charge it as a force post
+                ledger.force_post(
+                    wallet=wallet,
+                    amount_minor=amount,
+                    clearing_key=key,
+                    merchant=_merchant(meta),
+                    actor=actor,
+                )
+                return
+            raise HoldNotOpen(f"no hold for {meta.get('original')} to release")
+        if op == Op.RELEASE:
+            ledger.release_hold(hold=hold, release_key=key, amount_minor=amount, actor=actor)
+        else:
+            ledger.clear_hold(
+                hold=hold,
+                amount_minor=amount,
+                clearing_key=key,
+                is_final=bool(meta.get("final", True)),
+                merchant=_merchant(meta),
+                actor=actor,
+            )
+    elif op == Op.FORCE:
+        ledger.force_post(
+            wallet=wallet,
+            amount_minor=amount,
+            clearing_key=key,
+            merchant=_merchant(meta),
+            actor=actor,
+        )
+    elif op == Op.CREDIT:
+        ledger.refund(wallet=wallet, amount_minor=amount, refund_key=key, actor=actor)
+
+
+def _decision_row(event: OutboxEvent) -> JitDecision:
+    fields, meta = event.fields, event.meta
+    decided_at = _at(int(fields["decided_ms"]) * 1000)
+    received_at = _at(int(meta.get("received_us") or int(fields["decided_ms"]) * 1000))
+    return JitDecision(
+        jit_funding_token=fields["jit"],
+        method=meta.get("method", ""),
+        op=fields["op"],
+        transaction_token=meta.get("txn", ""),
+        original_jit_funding_token=meta.get("original", ""),
+        user_token=meta.get("user", ""),
+        card_token=meta.get("card", ""),
+        amount_minor=int(fields["amount"]),
+        currency_code=meta.get("currency", ""),
+        outcome=fields["outcome"],
+        decline_reason=fields.get("decline", ""),
+        reason_code=fields.get("reason", ""),
+        rule_hits=fields.get("rules", ""),
+        available_after_minor=int(fields["available"]) if fields.get("available") else None,
+        mcc=meta.get("mcc", ""),
+        merchant_name=meta.get("merchant", ""),
+        country=meta.get("country", ""),
+        channel=meta.get("channel", ""),
+        received_at=received_at,
+        decided_at=decided_at,
+        latency_us=max(0, int((decided_at - received_at) / timedelta(microseconds=1))),
+    )
+
+
+def apply_event(
+    event: OutboxEvent, wallets: Wallets, *, actor: str = GATEWAY_ACTOR, is_fallback: bool = False
+) -> JitDecision:
+    """Record one decision and post what it means to the ledger; a replay changes nothing.
+
+    `actor` tells the cache sync whether the cache already reflects the posting: the gateway's
+    own events did; stand-ins replayed from the spool did not.
+    """
+    if existing := JitDecision.objects.filter(jit_funding_token=event.fields["jit"]).first():
+        return existing
+    decision = _decision_row(event)
+    decision.is_fallback = is_fallback
+    op = event.fields["op"]
+    try:
+        with transaction.atomic():
+            account = wallets.funding_account(decision.user_token, decision.currency_code)
+            if (
+                decision.outcome == "approved"
+                and op in (Op.AUTH, Op.STANDIN)
+                and decision.amount_minor
+            ):
+                program = account.cardholder.program
+                decision.hold = _place_hold(
+                    event,
+                    account.wallet,
+                    decision.decided_at,
+                    program,
+                    actor=actor,
+                    is_standin=is_fallback or op == Op.STANDIN,
+                )
+            elif op in (Op.RELEASE, Op.CLEAR, Op.FORCE, Op.CREDIT):
+                _apply_advice(event, account.wallet, actor)
+    except (DomainError, FundingAccount.DoesNotExist) as error:
+        decision.ledger_error = f"{getattr(error, 'code', 'unknown_account')}: {error}"[:200]
+        logger.error("outbox %s: ledger refused: %s", decision.jit_funding_token, error)
+    decision.save()
+    return decision
+
+
+def write_batch(client: redis.Redis, events: list[OutboxEvent]) -> int:
+    """Apply a batch in one transaction, then acknowledge (and delete) it."""
+    if not events:
+        return 0
+    wallets = Wallets()
+    with transaction.atomic():
+        for event in events:
+            with transaction.atomic():
+                apply_event(event, wallets)
+    pipe = client.pipeline(transaction=False)
+    for event in events:
+        pipe.xack(event.stream, GROUP, event.event_id)
+        pipe.xdel(event.stream, event.event_id)
+    pipe.execute()
+    return len(events)
+
+
+def drain_outbox(*, consumer: str = "writer-1", count: int = 500, max_batches: int = 1000) -> int:
+    """Write everything now in the outbox (tests, rebuild, the command's loop)."""
+    client = maintenance_redis()
+    ensure_groups(client)
+    written = 0
+    for _ in range(max_batches):
+        batch = read_batch(client, consumer=consumer, count=count, block_ms=0)
+        if not batch:
+            break
+        written += write_batch(client, batch)
+    return written
+
+
+def outbox_lag(client: redis.Redis) -> int:
+    """Events not yet written to the ledger, over every partition."""
+    pipe = client.pipeline(transaction=False)
+    for stream in keys.all_outbox_keys():
+        pipe.xlen(stream)
+    return sum(pipe.execute())

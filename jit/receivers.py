@@ -1,0 +1,55 @@
+"""Keep the Redis balance cache in step with PostgreSQL, after each commit.
+
+Postings the gateway made itself (approvals and advices already applied by the decision
+script) are skipped; every other posting that moves an available balance is pushed once, keyed
+by its ledger idempotency key, so a webhook and a JIT advice for one event move it once.
+A push that fails (Redis down) is logged; the drift check and `rebuild_balance_cache` repair.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db import transaction
+from django.dispatch import receiver
+
+from jit import cache
+from ledger.models import LedgerTransaction, Wallet
+from ledger.signals import available_changed, wallet_opened
+
+logger = logging.getLogger("jit.cache")
+GATEWAY_ACTOR = "jit-gateway"  # postings the ledger writer makes from decision events
+
+
+@receiver(wallet_opened, dispatch_uid="jit.cache.wallet_opened")
+def add_wallet_to_cache(sender: type, wallet: Wallet, **_: Any) -> None:
+    transaction.on_commit(
+        lambda: cache.ensure_account(
+            user_token=wallet.holder_token, currency_code=wallet.currency_code
+        ),
+        robust=True,
+    )
+
+
+@receiver(available_changed, dispatch_uid="jit.cache.available_changed")
+def push_available_deltas(
+    sender: type, posting: LedgerTransaction, available_deltas: dict[int, int], **_: Any
+) -> None:
+    if posting.actor == GATEWAY_ACTOR:
+        return
+    holders = dict(
+        Wallet.objects.filter(available_id__in=available_deltas).values_list(
+            "available_id", "holder_token"
+        )
+    )
+
+    def push() -> None:
+        for account_id, delta in available_deltas.items():
+            cache.apply_available_delta(
+                user_token=holders[account_id],
+                ledger_key=posting.idempotency_key,
+                delta_minor=delta,
+            )
+
+    transaction.on_commit(push, robust=True)

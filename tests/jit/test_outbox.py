@@ -1,0 +1,155 @@
+"""The ledger writer: every approval reaches the ledger exactly once, even after a SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from jit import cache
+from jit.models import JitDecision
+from jit.outbox import GROUP, drain_outbox
+from jit.redis_client import maintenance_redis
+from ledger.models import Hold, HoldStatus
+from tests.jit.conftest import JSON, jit_body
+from tests.ledger.helpers import assert_ledger_consistent, balances
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def post(client, card, auth, **kwargs):
+    return client.post("/jit/marqeta/", jit_body(card, **kwargs), content_type=JSON, **auth)
+
+
+@pytest.mark.django_db
+def test_given_decisions_when_outbox_drained_then_recorded_and_held_once(
+    client, marqeta_auth, card_in_cache, funded_wallet
+):
+    post(client, card_in_cache, marqeta_auth, token="jit-1", amount="30.00")
+    post(client, card_in_cache, marqeta_auth, token="jit-2", amount="90.00")  # declined
+    post(client, card_in_cache, marqeta_auth, token="jit-3", amount="20.00")
+    # when
+    written = drain_outbox()
+    again = drain_outbox()
+    # then
+    assert (written, again) == (3, 0)
+    decisions = {d.jit_funding_token: d for d in JitDecision.objects.all()}
+    assert decisions["jit-2"].outcome == "declined"
+    assert decisions["jit-2"].decline_reason == "INSUFFICIENT_FUNDS"
+    assert decisions["jit-1"].hold.amount_minor == 3_000
+    assert decisions["jit-1"].latency_us >= 0
+    assert balances(funded_wallet) == (5_000, 5_000)
+    assert cache.cached_available(user_token=card_in_cache.cardholder.token) == 5_000
+    assert_ledger_consistent()
+
+
+@pytest.mark.django_db
+def test_given_incremental_and_reversal_when_drained_then_ledger_chain_matches(
+    client, marqeta_auth, card_in_cache, funded_wallet
+):
+    post(client, card_in_cache, marqeta_auth, token="jit-a-auth", amount="50.00")
+    post(
+        client,
+        card_in_cache,
+        marqeta_auth,
+        token="jit-a-incr",
+        amount="10.00",
+        method="pgfs.authorization.incremental",
+        original="jit-a-auth",
+    )
+    post(
+        client,
+        card_in_cache,
+        marqeta_auth,
+        token="jit-a-rev",
+        amount="60.00",
+        method="pgfs.authorization.reversal",
+        original="jit-a-auth",
+    )
+    # when
+    drain_outbox()
+    # then
+    incremental = Hold.objects.get(authorization_key="jit:jit-a-incr")
+    assert incremental.original.authorization_key == "jit:jit-a-auth"
+    assert set(Hold.objects.values_list("status", flat=True)) == {HoldStatus.CLOSED}
+    assert balances(funded_wallet) == (10_000, 0)
+    assert cache.cached_available(user_token=card_in_cache.cardholder.token) == 10_000
+    assert_ledger_consistent()
+
+
+def _writer_env() -> dict[str, str]:
+    database = connection.settings_dict
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="config.settings.test",
+        DATABASE_URL=(
+            f"postgres://{database['USER']}:{database['PASSWORD']}@{database['HOST']}:"
+            f"{database['PORT']}/{database['NAME']}"
+        ),
+        TEST_REDIS_URL=settings.REDIS_URL,
+    )
+    return env
+
+
+def _start_writer(batch: int) -> subprocess.Popen:
+    return subprocess.Popen(  # noqa: S603 - our own command
+        [
+            sys.executable,
+            str(ROOT / "manage.py"),
+            "run_ledger_writer",
+            "--consumer",
+            "writer-t",
+            "--batch",
+            str(batch),
+            "--block-ms",
+            "200",
+        ],
+        env=_writer_env(),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_given_writer_killed_mid_batch_when_restarted_then_every_approval_held_exactly_once(
+    client, marqeta_auth, card_in_cache, funded_wallet
+):
+    # given: 300 approvals of 0.10 waiting in the outbox
+    for n in range(300):
+        post(client, card_in_cache, marqeta_auth, token=f"jit-k{n}", amount="0.10")
+    writer = _start_writer(batch=100)
+    deadline = time.monotonic() + 60
+    while JitDecision.objects.count() == 0 and time.monotonic() < deadline:
+        time.sleep(0.005)  # the first batch committed: the writer is inside the next one
+    # when: SIGKILL, then a restart under the same consumer name
+    writer.send_signal(signal.SIGKILL)
+    writer.wait(timeout=10)
+    pending = maintenance_redis().xpending_range(
+        _stream(card_in_cache), GROUP, min="-", max="+", count=1000
+    )
+    restarted = _start_writer(batch=100)
+    deadline = time.monotonic() + 60
+    while JitDecision.objects.count() < 300 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    restarted.send_signal(signal.SIGTERM)
+    restarted.wait(timeout=10)
+    # then
+    print(f"pending after the kill: {len(pending)}")
+    assert JitDecision.objects.count() == 300
+    assert Hold.objects.count() == 300
+    assert balances(funded_wallet) == (10_000 - 3_000, 3_000)
+    assert_ledger_consistent()
+
+
+def _stream(card) -> str:
+    from jit.keys import outbox_key, partition
+
+    return outbox_key(partition(card.cardholder.token))
