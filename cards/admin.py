@@ -221,6 +221,16 @@ class SpendControlForm(ScopedForm):
             "blocked_countries": "ISO alpha-3 codes, comma-separated, e.g. PRK,IRN",
         }
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        try:
+            program = self.program()
+        except InvalidScope:  # a new control on its own page: any program's groups
+            return
+        for name in ("mcc_groups_allow", "mcc_groups_block"):
+            if name in self.fields:
+                self.fields[name].queryset = MccGroup.objects.filter(program=program)
+
     def validate(self, fields: dict[str, Any]) -> dict[str, Any]:
         return services.validate_spend_control(scope_obj=self.scope_obj(), **fields)
 

@@ -204,7 +204,7 @@ def create_card(
     token = token or _new_token("card")
     try:
         with transaction.atomic():
-            return Card.objects.create(
+            card = Card.objects.create(
                 cardholder=cardholder,
                 token=token,
                 last_four=last_four or f"{secrets.randbelow(10_000):04d}",
@@ -212,6 +212,8 @@ def create_card(
             )
     except IntegrityError:
         raise TokenTaken(f"card token {token!r} is already in use", token=token) from None
+    announce_card_config_change(card_ids=[card.pk])  # usable at the gateway once committed
+    return card
 
 
 def deposit_funds(

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 import redis
 import simplejson
 from django.db import transaction
+from redis.cluster import RedisCluster
 
 from cards.models import FundingAccount
 from cards.selectors import hold_expires_at
@@ -57,14 +58,26 @@ def ensure_groups(client: redis.Redis) -> None:
 
 def read_batch(client: redis.Redis, *, consumer: str, count: int, block_ms: int) -> list:
     """This consumer's pending events first (after a crash), then new ones."""
-    streams = keys.all_outbox_keys()
-    pending = client.xreadgroup(GROUP, consumer, dict.fromkeys(streams, "0"), count=count)
-    events = _flatten(pending)
+    # One XREADGROUP can name keys of one cluster slot only: on a cluster, one call a stream.
+    groups = (
+        [[key] for key in keys.all_outbox_keys()]
+        if isinstance(client, RedisCluster)
+        else [keys.all_outbox_keys()]
+    )
+    events = []
+    for streams in groups:
+        pending = client.xreadgroup(GROUP, consumer, dict.fromkeys(streams, "0"), count=count)
+        events += _flatten(pending)
     if not events:
-        fresh = client.xreadgroup(
-            GROUP, consumer, dict.fromkeys(streams, ">"), count=count, block=block_ms or None
-        )
-        events = _flatten(fresh)
+        for streams in groups:
+            fresh = client.xreadgroup(
+                GROUP,
+                consumer,
+                dict.fromkeys(streams, ">"),
+                count=count,
+                block=(block_ms or None) if len(groups) == 1 else None,
+            )
+            events += _flatten(fresh)
     return events[:count]
 
 

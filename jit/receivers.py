@@ -14,6 +14,7 @@ from typing import Any
 from django.db import transaction
 from django.dispatch import receiver
 
+from cards.signals import card_config_changed
 from jit import cache
 from ledger.models import LedgerTransaction, Wallet
 from ledger.signals import available_changed, wallet_opened
@@ -53,3 +54,11 @@ def push_available_deltas(
             )
 
     transaction.on_commit(push, robust=True)
+
+
+@receiver(card_config_changed, dispatch_uid="jit.cache.card_config_changed")
+def push_changed_cards(sender: type, card_ids: list[int], **_: Any) -> None:
+    """Sent on commit already: controls, state or policy changes reach the gateway now."""
+    from jit.sync import push_cards
+
+    push_cards(card_ids=card_ids)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import redis
 
-from cards.models import Cardholder
-from cards.selectors import cardholder_balances
-from jit import cache
+from cards.models import Card, Cardholder
+from cards.selectors import cardholder_balances, remaining_limits
+from jit import cache, windows
 from ledger.selectors import Balances
 
 
@@ -30,3 +30,10 @@ def live_balances(*, cardholder: Cardholder) -> tuple[Balances, str]:
         pending_minor=ledger.ledger_minor - available,
     )
     return live, "cache"
+
+
+def remaining_limits_now(*, card: Card) -> list[dict]:
+    """Every spend limit of the card with what is left in its current window (for support)."""
+    counters = cache.card_usage(user_token=card.cardholder.token, card_token=card.token)
+    usage = windows.usage_from_counters(counters, card.cardholder.program.timezone)
+    return remaining_limits(card=card, usage=usage)

@@ -84,6 +84,8 @@ class SpendControlFactory(factory.django.DjangoModelFactory):
 
 
 class VelocityLimitFactory(factory.django.DjangoModelFactory):
+    """A card's daily amount limit by default; pass program= or cardholder= (and card=None)."""
+
     class Meta:
         model = VelocityLimit
 

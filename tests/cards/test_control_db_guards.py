@@ -10,6 +10,11 @@ from cards.models import CommandoModeRecord, FallbackPolicy, FraudRule, SpendCon
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture
+def program_of_card(card):
+    return card.cardholder.program
+
+
 def refused(model, **fields) -> None:
     with pytest.raises(IntegrityError), transaction.atomic():
         model.objects.create(**fields)
@@ -110,8 +115,3 @@ def test_given_raw_commando_record_when_controls_not_lists_then_database_refuses
 ):
     refused(CommandoModeRecord, program=program_of_card, auth_controls={"a": 1})
     CommandoModeRecord.objects.create(program=program_of_card, auth_controls=[{"a": 1}])
-
-
-@pytest.fixture
-def program_of_card(card):
-    return card.cardholder.program

@@ -670,3 +670,11 @@ def test_given_no_usage_when_remaining_limits_read_then_everything_left(card):
     VelocityLimitFactory(card=card, window="lifetime", max_amount_minor=None, max_count=10)
     [row] = remaining_limits(card=card, usage={})
     assert (row["used_count"], row["remaining_count"], row["remaining_amount"]) == (0, 10, None)
+
+
+def test_given_cardholder_when_card_created_then_announced_on_commit(
+    card, announced, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        new_card = services.create_card(cardholder=card.cardholder)
+    assert announced == [[new_card.pk]]

@@ -70,9 +70,7 @@ def test_given_ops_when_opening_add_pages_then_200_and_support_403(ops_user, sup
         assert login(support_user).get(f"/admin/cards/{name}/add/").status_code == 403, name
 
 
-def test_given_support_when_posting_changes_then_403_and_nothing_changes(
-    support_user, configured
-):
+def test_given_support_when_posting_changes_then_403_and_nothing_changes(support_user, configured):
     client = login(support_user)
     rule = configured["fraudrule"]
     response = client.post(
@@ -288,9 +286,7 @@ def test_given_card_page_when_bad_limit_inline_then_form_error_and_nothing_saved
     assert not VelocityLimit.objects.exists()
 
 
-def test_given_program_page_when_control_inline_edited_then_saved_by_service(
-    ops_user, configured
-):
+def test_given_program_page_when_control_inline_edited_then_saved_by_service(ops_user, configured):
     # given
     program = configured["program"]
     client = login(ops_user)
