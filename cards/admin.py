@@ -32,6 +32,7 @@ from cards.models import (
     MccGroup,
     Program,
     Scope,
+    ScopedConfig,
     SpendControl,
     VelocityLimit,
 )
@@ -65,9 +66,7 @@ def apply_each(
 
 
 def _program_of_row(row: Model) -> Program:
-    if isinstance(row, SpendControl | VelocityLimit):
-        return program_of(scope_obj=row.scope_obj)
-    return row.program
+    return program_of(scope_obj=row.scope_obj) if isinstance(row, ScopedConfig) else row.program
 
 
 def money_display(minor_field: str, description: str) -> Any:
@@ -117,7 +116,7 @@ class ServiceForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if self.instance.pk is None:
+        if self.instance.pk is None or not self.money_fields:
             return
         currency = self.program().currency_code
         for name, minor_field in self.money_fields.items():
@@ -198,6 +197,25 @@ SPEND_CONTROL_FIELDS = [
     "allowed_channels",
 ]
 VELOCITY_LIMIT_FIELDS = ["window", "max_amount", "max_count", "active"]
+FRAUD_RULE_FIELDS = ("name", "kind", "mode", "action", "params")
+FALLBACK_POLICY_FIELDS = (
+    "mode",
+    "standin_allowed_mccs",
+    "deadline_ms",
+    "redis_timeout_ms",
+    "breaker_failure_threshold",
+    "breaker_reset_seconds",
+)
+COMMANDO_MODE_RECORD_FIELDS = (
+    "program_gateway_funding_source_token",
+    "auth_controls",
+    "velocity_controls",
+    "real_time_standin_enabled",
+    "include_connection_errors",
+    "include_response_timeouts",
+    "include_application_errors",
+    "notes",
+)
 
 
 class SpendControlForm(ScopedForm):
@@ -262,11 +280,11 @@ class VelocityLimitForm(ScopedForm):
 
 
 class FraudRuleForm(ServiceForm):
-    service_fields: ClassVar = ("name", "kind", "mode", "action", "params")
+    service_fields: ClassVar = FRAUD_RULE_FIELDS
 
     class Meta:
         model = FraudRule
-        fields = ["program", "name", "kind", "mode", "action", "params"]
+        fields = ["program", *FRAUD_RULE_FIELDS]
         help_texts = {
             "params": 'high_risk_mcc {"mccs": ["7995"]}, foreign_country {"home_country": '
             '"USA"}, burst {"count": 5, "seconds": 60}, amount_over {"amount_minor": 50000}, '
@@ -287,14 +305,7 @@ class FallbackPolicyForm(ServiceForm):
         "standin_max_transaction": "standin_max_transaction_minor",
         "standin_max_daily_per_card": "standin_max_daily_per_card_minor",
     }
-    service_fields: ClassVar = (
-        "mode",
-        "standin_allowed_mccs",
-        "deadline_ms",
-        "redis_timeout_ms",
-        "breaker_failure_threshold",
-        "breaker_reset_seconds",
-    )
+    service_fields: ClassVar = FALLBACK_POLICY_FIELDS
 
     standin_max_transaction = money_field(required=True, initial=Decimal(0))
     standin_max_daily_per_card = money_field(required=True, initial=Decimal(0))
@@ -306,11 +317,7 @@ class FallbackPolicyForm(ServiceForm):
             "mode",
             "standin_max_transaction",
             "standin_max_daily_per_card",
-            "standin_allowed_mccs",
-            "deadline_ms",
-            "redis_timeout_ms",
-            "breaker_failure_threshold",
-            "breaker_reset_seconds",
+            *FALLBACK_POLICY_FIELDS[1:],  # after the mode
         ]
         help_texts = {"standin_allowed_mccs": "4-digit MCCs, comma-separated; empty: any MCC"}
 
@@ -324,30 +331,11 @@ class FallbackPolicyForm(ServiceForm):
 
 
 class CommandoModeRecordForm(ServiceForm):
-    service_fields: ClassVar = (
-        "program_gateway_funding_source_token",
-        "auth_controls",
-        "velocity_controls",
-        "real_time_standin_enabled",
-        "include_connection_errors",
-        "include_response_timeouts",
-        "include_application_errors",
-        "notes",
-    )
+    service_fields: ClassVar = COMMANDO_MODE_RECORD_FIELDS
 
     class Meta:
         model = CommandoModeRecord
-        fields = [
-            "program",
-            "program_gateway_funding_source_token",
-            "auth_controls",
-            "velocity_controls",
-            "real_time_standin_enabled",
-            "include_connection_errors",
-            "include_response_timeouts",
-            "include_application_errors",
-            "notes",
-        ]
+        fields = ["program", *COMMANDO_MODE_RECORD_FIELDS]
 
     def validate(self, fields: dict[str, Any]) -> dict[str, Any]:
         return services.validate_commando_mode_record(**fields)
@@ -641,7 +629,7 @@ class VelocityLimitAdmin(ServiceAdmin):
 @admin.register(FraudRule)
 class FraudRuleAdmin(ServiceAdmin):
     form = with_reason(FraudRuleForm)
-    fields = ["program", "name", "kind", "mode", "action", "params"]
+    fields = FraudRuleForm.Meta.fields
     readonly_on_change: ClassVar = ["program", "name"]
     list_display = ["name", "program", "kind", "mode", "action", "params", "updated_at"]
     list_filter = ["mode", "kind", "action", "program"]

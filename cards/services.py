@@ -139,7 +139,7 @@ def set_mcc_group(
         program=program,
         name=name,
         defaults={
-            "mccs": clean_codes(mccs, pattern=MCC_RE, error=InvalidMcc, what="a 4-digit MCC"),
+            "mccs": clean_mccs(mccs),
             "hold_expiry_days": hold_expiry_days,
         },
     )
@@ -355,6 +355,10 @@ def clean_codes(
     return sorted(codes)
 
 
+def clean_mccs(values: Iterable[str], *, error: type[DomainError] = InvalidMcc) -> list[str]:
+    return clean_codes(values, pattern=MCC_RE, error=error, what="a 4-digit MCC")
+
+
 def _clean_channels(values: Iterable[str]) -> list[str]:
     chosen = clean_codes(
         values,
@@ -375,12 +379,8 @@ def _clean_groups(values: Iterable[MccGroup], *, program: Program) -> list[MccGr
 
 _SPEND_CONTROL_CLEANERS: dict[str, Callable[[Any, Program], Any]] = {
     "max_transaction_minor": lambda value, _: clean_amount(value, what="max_transaction_minor"),
-    "mcc_allow": lambda value, _: clean_codes(
-        value, pattern=MCC_RE, error=InvalidMcc, what="a 4-digit MCC"
-    ),
-    "mcc_block": lambda value, _: clean_codes(
-        value, pattern=MCC_RE, error=InvalidMcc, what="a 4-digit MCC"
-    ),
+    "mcc_allow": lambda value, _: clean_mccs(value),
+    "mcc_block": lambda value, _: clean_mccs(value),
     "mcc_groups_allow": lambda value, program: _clean_groups(value, program=program),
     "mcc_groups_block": lambda value, program: _clean_groups(value, program=program),
     "blocked_countries": lambda value, _: clean_codes(
@@ -526,7 +526,7 @@ def replace_card_controls(
 
 
 def _clean_rule_mccs(value: object) -> list[str]:
-    mccs = clean_codes(value, pattern=MCC_RE, error=InvalidRuleParams, what="a 4-digit MCC")
+    mccs = clean_mccs(value, error=InvalidRuleParams)
     if not mccs:
         raise InvalidRuleParams("mccs lists at least one MCC")
     return mccs
@@ -658,9 +658,7 @@ def validate_fallback_policy(
         "standin_max_daily_per_card_minor": whole(
             "standin_max_daily_per_card_minor", max_txn, MAX_MINOR - 1
         ),
-        "standin_allowed_mccs": clean_codes(
-            merged["standin_allowed_mccs"], pattern=MCC_RE, error=InvalidMcc, what="a 4-digit MCC"
-        ),
+        "standin_allowed_mccs": clean_mccs(merged["standin_allowed_mccs"]),
         "deadline_ms": deadline_ms,
         # Redis must answer in time to leave room for the rest of the request
         "redis_timeout_ms": whole("redis_timeout_ms", 1, deadline_ms - 1),
@@ -811,6 +809,7 @@ OPS_PERMISSIONS = {
         "manualadjustment",
         "auditevent",
     ],
+    "jit": ["jitdecision"],
 }
 OPS_WRITABLE = {
     "program",

@@ -23,6 +23,7 @@ from django.conf import settings
 
 from jit.marqeta import JitRequest
 from jit.methods import Op, is_advice
+from jit.metrics import BREAKER_OPEN
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 
@@ -57,13 +58,16 @@ class CircuitBreaker:
 
     def record_success(self) -> None:
         with self._lock:
-            self.state, self.failures = CLOSED, 0
+            if self.state != CLOSED or self.failures:
+                self.state, self.failures = CLOSED, 0
+                BREAKER_OPEN.set(0)
 
     def record_failure(self) -> None:
         with self._lock:
             self.failures += 1
             if self.state == HALF_OPEN or self.failures >= self.threshold:
                 self.state, self.opened_at = OPEN, time.monotonic()
+                BREAKER_OPEN.set(1)
 
 
 @dataclass

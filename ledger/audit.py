@@ -14,13 +14,18 @@ from ledger.models import AuditEvent
 
 
 def snapshot(instance: models.Model) -> dict[str, Any]:
-    """The instance's field values as JSON-safe data."""
-    values = model_to_dict(instance)
-    return {key: value if _jsonable(value) else str(value) for key, value in values.items()}
+    """The instance's field values as JSON-safe data (related rows by primary key)."""
+    return {key: _jsonable(value) for key, value in model_to_dict(instance).items()}
 
 
-def _jsonable(value: object) -> bool:
-    return value is None or isinstance(value, str | int | bool | list | dict)
+def _jsonable(value: object) -> object:
+    if isinstance(value, models.Model):
+        return value.pk
+    if isinstance(value, list | tuple | set):
+        return [_jsonable(item) for item in value]
+    if value is None or isinstance(value, str | int | bool | dict):
+        return value
+    return str(value)
 
 
 def _actor_fields(actor: AbstractBaseUser | AnonymousUser | None) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -21,14 +22,24 @@ from tests.ledger.helpers import assert_ledger_consistent
 pytestmark = pytest.mark.django_db
 
 
+def _bindable(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for probe in sockets:
-        probe.bind(("127.0.0.1", 0))
-    ports = [probe.getsockname()[1] for probe in sockets]
-    for probe in sockets:
-        probe.close()
-    return ports
+    """Ports whose cluster bus port (+10000) is free too, below the ephemeral range."""
+    ports: list[int] = []
+    for port in range(21_000 + os.getpid() % 4_000, 30_000, 7):
+        if _bindable(port) and _bindable(port + 10_000):
+            ports.append(port)
+        if len(ports) == count:
+            return ports
+    raise RuntimeError("no free ports for a Redis Cluster")
 
 
 @pytest.fixture
@@ -46,8 +57,8 @@ def redis_cluster(tmp_path, settings):
                 stdout=subprocess.DEVNULL,
             )
         )  # fmt: skip
-    for port in ports:
-        _wait_ping(port)
+    for port, process in zip(ports, processes, strict=True):
+        _wait_ping(port, process)
     subprocess.run(  # noqa: S603
         [shutil.which("redis-cli"), "--cluster", "create",
          *[f"127.0.0.1:{port}" for port in ports], "--cluster-yes"],
@@ -65,19 +76,21 @@ def redis_cluster(tmp_path, settings):
     cache.reset_scripts()
 
 
-def _wait_ping(port: int) -> None:
-    client = redis.Redis(port=port)
+def _wait_ping(port: int, process: subprocess.Popen) -> None:
+    client = redis.Redis(port=port, socket_timeout=1, socket_connect_timeout=1)
     for _ in range(300):
+        if process.poll() is not None:
+            raise RuntimeError(f"redis-server on {port} exited ({process.returncode})")
         try:
             client.ping()
             return
-        except redis.ConnectionError:
+        except (redis.ConnectionError, redis.TimeoutError):
             time.sleep(0.01)
     raise RuntimeError(f"redis-server on {port} did not start")
 
 
 def _wait_cluster_ok(port: int) -> None:
-    client = redis.Redis(port=port)
+    client = redis.Redis(port=port, socket_timeout=1, socket_connect_timeout=1)
     for _ in range(300):
         if client.cluster("info").get("cluster_state") == "ok":
             return

@@ -66,12 +66,14 @@ class OwnRedis:
             ],
             stdout=subprocess.DEVNULL,
         )
-        client = redis.Redis.from_url(self.url)
-        for _ in range(200):
+        client = redis.Redis.from_url(self.url, socket_timeout=1, socket_connect_timeout=1)
+        for _ in range(300):
+            if self.process.poll() is not None:
+                raise RuntimeError(f"redis-server on {self.port} exited")
             try:
                 client.ping()
                 return
-            except redis.ConnectionError:
+            except (redis.ConnectionError, redis.TimeoutError):
                 time.sleep(0.01)
         raise RuntimeError("redis-server did not start")
 

@@ -133,3 +133,14 @@ def test_given_raw_update_when_maker_set_as_approver_then_database_refuses(adjus
             decided_by=adjustment.proposed_by,
             transaction=LedgerTransaction.objects.first(),  # only the two-person rule is broken
         )
+
+
+def test_given_model_with_many_to_many_when_snapshotted_then_related_rows_by_pk(db):
+    from django.contrib.auth.models import Group
+
+    from ledger.audit import snapshot
+
+    group = Group.objects.get(name="Ops")
+    permissions = snapshot(group)["permissions"]
+    assert permissions
+    assert set(permissions) == set(group.permissions.values_list("pk", flat=True))
