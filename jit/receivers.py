@@ -60,5 +60,7 @@ def push_available_deltas(
 def push_changed_cards(sender: type, card_ids: list[int], **_: Any) -> None:
     """Sent on commit already: controls, state or policy changes reach the gateway now."""
     from jit.sync import push_cards
+    from jit.tasks import CARD_BATCH
 
-    push_cards(card_ids=card_ids)
+    for start in range(0, len(card_ids), CARD_BATCH):  # a program-wide change: many cards
+        push_cards(card_ids=card_ids[start : start + CARD_BATCH])
