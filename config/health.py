@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django_redis import get_redis_connection
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -40,9 +42,14 @@ def readyz(request: HttpRequest) -> JsonResponse:
 
 
 def metrics(request: HttpRequest) -> HttpResponse:
-    """Prometheus metrics of this process (decision latency, outcomes, fallback answers).
+    """Prometheus metrics: decision latency, outcomes, fallback answers, breaker, outbox lag.
 
-    Each gunicorn worker has its own registry; scrape every worker or run the exporter in
-    multiprocess mode (docs/operations.md).
+    With PROMETHEUS_MULTIPROC_DIR set (as `make run` does) every gunicorn worker and the
+    ledger writer write their samples there and this view sums them; otherwise it shows this
+    process only.
     """
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
     return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)

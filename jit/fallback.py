@@ -141,7 +141,7 @@ def spool_stand_in(
     """
     from jit.cache import event_metadata
 
-    decided_ms = time.time_ns() // 1_000_000
+    decided_us = time.time_ns() // 1_000
     record = {
         "fields": {
             "jit": jit_request.jit_token,
@@ -150,7 +150,7 @@ def spool_stand_in(
             "amount": str(jit_request.amount_minor),
             "decline": "" if approved else "INSUFFICIENT_FUNDS",
             "reason": reason_code,
-            "decided_ms": str(decided_ms),
+            "decided_us": str(decided_us),
         },
         "meta": event_metadata(jit_request, received_at_us),
         "policy": asdict(_policy),

@@ -13,5 +13,11 @@ DECISIONS = Counter(
 FALLBACK_ANSWERS = Counter(
     "jit_fallback_answers_total", "Answers from the stand-in policy", ["outcome"]
 )
-BREAKER_OPEN = Gauge("jit_breaker_open", "1 while the Redis circuit breaker is open")
-OUTBOX_LAG = Gauge("jit_outbox_pending_events", "Decision events not yet written to the ledger")
+BREAKER_OPEN = Gauge(
+    "jit_breaker_open", "1 while a web process's Redis breaker is open", multiprocess_mode="max"
+)
+OUTBOX_LAG = Gauge(
+    "jit_outbox_pending_events",
+    "Decision events not yet written to the ledger",
+    multiprocess_mode="livemax",
+)

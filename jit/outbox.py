@@ -207,8 +207,8 @@ def _apply_advice(event: OutboxEvent, wallet: Wallet, actor: str) -> None:
 
 def _decision_row(event: OutboxEvent) -> JitDecision:
     fields, meta = event.fields, event.meta
-    decided_at = _at(int(fields["decided_ms"]) * 1000)
-    received_at = _at(int(meta.get("received_us") or int(fields["decided_ms"]) * 1000))
+    decided_us = int(fields["decided_us"])
+    decided_at, received_at = _at(decided_us), _at(int(meta.get("received_us") or decided_us))
     return JitDecision(
         jit_funding_token=fields["jit"],
         method=meta.get("method", ""),

@@ -120,6 +120,12 @@ main() {
     cd "$ROOT"
     mkdir -p "$RUN_DIR" "$LOG_DIR"
     prepare_app
+    # Every web worker and the writer share one metrics directory; /metrics sums it.
+    export PROMETHEUS_MULTIPROC_DIR="$RUN_DIR/prometheus"
+    if ! running_or_clean "$GUNICORN_PID" gunicorn; then
+        rm -rf "$PROMETHEUS_MULTIPROC_DIR"
+    fi
+    mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
     start_ledger_writer
     log "loading the Redis balance cache from the ledger"
     manage rebuild_balance_cache
@@ -132,7 +138,8 @@ main() {
 
   Card program is running.
     Admin:    http://127.0.0.1:$WEB_PORT/admin/
-    Gateway:  http://127.0.0.1:$WEB_PORT/jit/marqeta/
+    Gateway:  http://127.0.0.1:$WEB_PORT/jit/marqeta/  (Basic: $MARQETA_JIT_USERNAME / $MARQETA_JIT_PASSWORD)
+    Metrics:  http://127.0.0.1:$WEB_PORT/metrics
     Health:   $HEALTH_URL
     Logs:     $LOG_DIR/
   The demo credentials and API token were printed above by 'manage.py seed_demo'.

@@ -17,6 +17,9 @@
 --   outcome: approved | declined | replay | conflict | unknown_card | unknown_account
 
 local jit_token, fingerprint, op = ARGV[1], ARGV[2], ARGV[3]
+
+-- tostring() and cjson print numbers with 14 digits; money needs every digit.
+local function int(x) return string.format('%d', x) end
 local amount = tonumber(ARGV[4])
 local signals = tonumber(ARGV[5])
 local mcc, country, channel, currency = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
@@ -28,11 +31,12 @@ if first then
   if stored.fp ~= fingerprint then
     return {'conflict', '', 'IDEMPOTENCY_CONFLICT', '', '', ''}
   end
-  return {'replay', stored.dr, stored.rc, tostring(stored.av), stored.rh, stored.x or ''}
+  return {'replay', stored.dr, stored.rc, stored.av, stored.rh, stored.x or ''}
 end
 
 local time = redis.call('TIME')
-local now_ms = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local now_us = tonumber(time[1]) * 1000000 + tonumber(time[2])
+local now_ms = math.floor(now_us / 1000)
 
 local card = redis.call('HMGET', KEYS[2], 'state', 'holder_status', 'currency', 'controls',
                         'fraud', 'tz')
@@ -208,7 +212,7 @@ local function apply_advice()
     delta = amount
   end
   if delta ~= 0 then available = redis.call('HINCRBY', KEYS[1], 'available', delta) end
-  extra = tostring(delta)
+  extra = int(delta)
 end
 
 if op == 'auth' or op == 'verify' then
@@ -245,8 +249,8 @@ end
 local hits = table.concat(rule_hits, ',')
 local outcome = answer.approved and 'approved' or 'declined'
 redis.call('SET', KEYS[3], cjson.encode({fp = fingerprint, dr = answer.dr, rc = answer.rc,
-           av = available, rh = hits, x = extra}), 'EX', tonumber(ARGV[10]))
+           av = int(available), rh = hits, x = extra}), 'EX', tonumber(ARGV[10]))
 redis.call('XADD', KEYS[10], '*', 'jit', jit_token, 'op', op, 'outcome', outcome,
            'amount', amount, 'decline', answer.dr, 'reason', answer.rc, 'rules', hits,
-           'available', available, 'extra', extra, 'decided_ms', now_ms, 'meta', ARGV[12])
-return {outcome, answer.dr, answer.rc, tostring(available), hits, extra}
+           'available', available, 'extra', extra, 'decided_us', now_us, 'meta', ARGV[12])
+return {outcome, answer.dr, answer.rc, int(available), hits, extra}

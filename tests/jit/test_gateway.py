@@ -320,3 +320,22 @@ def test_given_force_capture_advice_when_posted_then_200_and_charged_in_cache(
     )
     assert response.status_code == 200  # an advice is never refused, even into the negative
     assert available(card_in_cache) == -2_000
+
+
+def test_given_huge_balance_when_authorized_then_every_digit_kept(
+    client, marqeta_auth, card_in_cache
+):
+    # given: 9,999,999,999,999.99 USD, past the 14 digits Lua prints by default
+    user = card_in_cache.cardholder.token
+    cache.put_account(user_token=user, available_minor=999_999_999_999_999, currency_code="USD")
+    body = jit_body(card_in_cache, token="jit-huge", amount="9999999999999.98")
+    # when
+    first = post(client, body, marqeta_auth)
+    replay = post(client, body, marqeta_auth)
+    # then
+    assert (first.status_code, replay.status_code) == (200, 200)
+    assert available(card_in_cache) == 1
+    [(_, [(_, fields)])] = [
+        (key, gateway_redis().xrange(key)) for key in all_outbox_keys() if gateway_redis().xlen(key)
+    ]
+    assert (fields["amount"], fields["available"]) == ("999999999999998", "1")
