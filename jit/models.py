@@ -28,6 +28,8 @@ class JitDecision(models.Model):
     decline_reason = models.CharField(max_length=48, blank=True)  # Marqeta's enum
     reason_code = models.CharField(max_length=48)  # ours, e.g. VELOCITY_DAY_AMOUNT
     rule_hits = models.CharField(max_length=500, blank=True)  # "<rule id>:<mode>:<action>,..."
+    # each spend limit's room before this request: "<limit id>=<amount left>/<count left>,..."
+    limits_left = models.TextField(blank=True)
     available_after_minor = models.BigIntegerField(null=True, blank=True)
     mcc = models.CharField(max_length=4, blank=True)
     merchant_name = models.CharField(max_length=100, blank=True)

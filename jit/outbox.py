@@ -223,6 +223,7 @@ def _decision_row(event: OutboxEvent) -> JitDecision:
         decline_reason=fields.get("decline", ""),
         reason_code=fields.get("reason", ""),
         rule_hits=fields.get("rules", ""),
+        limits_left=fields.get("limits", ""),
         available_after_minor=int(fields["available"]) if fields.get("available") else None,
         mcc=meta.get("mcc", ""),
         merchant_name=meta.get("merchant", ""),

@@ -105,6 +105,7 @@ end
 
 local answer = {approved = true, dr = '', rc = 'APPROVED'}
 local rule_hits = {}
+local limits_left = {}
 
 local function decline(decline_reason, reason_code)
   if answer.approved then
@@ -142,6 +143,11 @@ local function check_controls(controls)
     local key = limit.counter == 'user' and KEYS[6] or KEYS[7]
     local used, count = usage(key, limit.window)
     local window = string.upper(limit.window)
+    local max_amount = (limit.max_amount ~= cjson.null and limit.max_amount) or nil
+    local max_count = (limit.max_count ~= cjson.null and limit.max_count) or nil
+    -- what support sees: each limit's room before this request, "<id>=<amount>/<count>"
+    table.insert(limits_left, limit.id .. '=' .. (max_amount and int(max_amount - used) or '-')
+                 .. '/' .. (max_count and int(max_count - count) or '-'))
     if limit.max_amount ~= cjson.null and limit.max_amount and used + amount > limit.max_amount then
       decline('AMOUNT_LIMIT_EXCEEDED', 'VELOCITY_' .. window .. '_AMOUNT')
     end
@@ -252,5 +258,6 @@ redis.call('SET', KEYS[3], cjson.encode({fp = fingerprint, dr = answer.dr, rc = 
            av = int(available), rh = hits, x = extra}), 'EX', tonumber(ARGV[10]))
 redis.call('XADD', KEYS[10], '*', 'jit', jit_token, 'op', op, 'outcome', outcome,
            'amount', amount, 'decline', answer.dr, 'reason', answer.rc, 'rules', hits,
-           'available', available, 'extra', extra, 'decided_us', now_us, 'meta', ARGV[12])
+           'available', available, 'extra', extra, 'limits', table.concat(limits_left, ','),
+           'decided_us', now_us, 'meta', ARGV[12])
 return {outcome, answer.dr, answer.rc, int(available), hits, extra}
