@@ -28,7 +28,8 @@ class JitDecision(models.Model):
     decline_reason = models.CharField(max_length=48, blank=True)  # Marqeta's enum
     reason_code = models.CharField(max_length=48)  # ours, e.g. VELOCITY_DAY_AMOUNT
     rule_hits = models.CharField(max_length=500, blank=True)  # "<rule id>:<mode>:<action>,..."
-    # each spend limit's room before this request: "<limit id>=<amount left>/<count left>,..."
+    # each spend limit's room before this request and its maximum, "-" where none:
+    # "<limit id>=<amount left>/<max amount>/<count left>/<max count>,..."
     limits_left = models.TextField(blank=True)
     available_after_minor = models.BigIntegerField(null=True, blank=True)
     mcc = models.CharField(max_length=4, blank=True)

@@ -145,9 +145,11 @@ local function check_controls(controls)
     local window = string.upper(limit.window)
     local max_amount = (limit.max_amount ~= cjson.null and limit.max_amount) or nil
     local max_count = (limit.max_count ~= cjson.null and limit.max_count) or nil
-    -- what support sees: each limit's room before this request, "<id>=<amount>/<count>"
-    table.insert(limits_left, limit.id .. '=' .. (max_amount and int(max_amount - used) or '-')
-                 .. '/' .. (max_count and int(max_count - count) or '-'))
+    -- what support sees: each limit's room before this request and its maximum,
+    -- "<id>=<amount left>/<max amount>/<count left>/<max count>" ("-" where no maximum)
+    table.insert(limits_left, limit.id .. '='
+                 .. (max_amount and int(max_amount - used) .. '/' .. int(max_amount) or '-/-')
+                 .. '/' .. (max_count and int(max_count - count) .. '/' .. int(max_count) or '-/-'))
     if limit.max_amount ~= cjson.null and limit.max_amount and used + amount > limit.max_amount then
       decline('AMOUNT_LIMIT_EXCEEDED', 'VELOCITY_' .. window .. '_AMOUNT')
     end

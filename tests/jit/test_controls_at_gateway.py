@@ -69,7 +69,7 @@ def test_given_cardholder_daily_amount_when_exceeded_across_cards_then_declined(
     assert second == (402, "AMOUNT_LIMIT_EXCEEDED")
     assert reason_code("d2") == "VELOCITY_DAY_AMOUNT"
     declined = JitDecision.objects.get(jit_funding_token="d2")
-    assert declined.limits_left == f"cardholder:{limit.pk}:day=1000/-"  # 10.00 left, no count
+    assert declined.limits_left == f"cardholder:{limit.pk}:day=1000/3000/-/-"  # 10.00 of 30.00
     day = next(row for row in remaining_limits_now(card=second_card) if row["window"] == "day")
     assert (day["used_amount"], day["remaining_amount"]) == (2_000, 1_000)
 
