@@ -810,6 +810,7 @@ OPS_PERMISSIONS = {
         "auditevent",
     ],
     "jit": ["jitdecision"],
+    "reconciliation": ["webhookevent", "reconciliationexception"],
 }
 OPS_WRITABLE = {
     "program",
@@ -822,6 +823,7 @@ OPS_WRITABLE = {
     "fraudrule",
     "fallbackpolicy",
     "commandomoderecord",
+    "reconciliationexception",
 }
 EXTRA_OPS_CODENAMES = ["approve_manualadjustment"]
 

@@ -16,6 +16,7 @@ urlpatterns = [
     path("jit/", include("jit.api.urls")),
     path("api/v1/", include("cards.api.urls")),
     path("api/v1/", include("jit.api.urls_v1")),
+    path("webhooks/", include("reconciliation.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),

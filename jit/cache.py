@@ -22,11 +22,13 @@ from jit.redis_client import gateway_redis, maintenance_redis
 LUA = Path(__file__).resolve().parent / "lua"
 
 APPLY_DELTA = """
--- KEYS: 1 account, 2 applied marker. ARGV: 1 delta, 2 ttl seconds.
-if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+-- KEYS: 1 account, 2 applied marker, 3 the gateway's own hold record for this posting (if
+-- it exists, the decision script already moved the balance). ARGV: 1 delta, 2 ttl seconds.
+if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('EXISTS', KEYS[3]) == 1 then return false end
 if redis.call('SET', KEYS[2], '1', 'NX', 'EX', tonumber(ARGV[2])) == false then return false end
 return redis.call('HINCRBY', KEYS[1], 'available', tonumber(ARGV[1]))
 """
+GATEWAY_HOLD_PREFIX = "hold:jit:"  # ledger keys of holds the decision script placed
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,8 +173,12 @@ def put_card(*, user_token: str, card_token: str, record: dict[str, str]) -> Non
 
 def apply_available_delta(*, user_token: str, ledger_key: str, delta_minor: int) -> int | None:
     """Move the cached available balance once per ledger posting; None if not applied."""
+    if ledger_key.startswith(GATEWAY_HOLD_PREFIX):  # e.g. a stand-in for a token we approved
+        own_hold = keys.hold_key(user_token, ledger_key.removeprefix(GATEWAY_HOLD_PREFIX))
+    else:
+        own_hold = keys.applied_key(user_token, f"unused:{ledger_key}")  # never exists
     result = _apply_delta_script()(
-        keys=[keys.account_key(user_token), keys.applied_key(user_token, ledger_key)],
+        keys=[keys.account_key(user_token), keys.applied_key(user_token, ledger_key), own_hold],
         args=[delta_minor, settings.JIT_IDEMPOTENCY_TTL_SECONDS],
     )
     return int(result) if result is not None else None

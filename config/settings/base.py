@@ -148,3 +148,25 @@ JIT_STANDIN_SPOOL = env(
     "JIT_STANDIN_SPOOL", default=str(BASE_DIR / "var" / "spool" / "standin.jsonl")
 )
 JIT_POLICY_REFRESH_SECONDS = env.int("JIT_POLICY_REFRESH_SECONDS", default=5)
+
+# Reconciliation (reconciliation/): Marqeta webhooks, applied by tasks on the `webhooks` queue.
+MARQETA_WEBHOOK_MAX_BYTES = env.int("MARQETA_WEBHOOK_MAX_BYTES", default=1024 * 1024)
+WEBHOOK_MAX_RETRIES = env.int("WEBHOOK_MAX_RETRIES", default=8)  # then out_of_order_unresolved
+WEBHOOK_RETRY_BACKOFF_SECONDS = env.int("WEBHOOK_RETRY_BACKOFF_SECONDS", default=5)  # 5, 10, 20 …
+WEBHOOK_RETRY_BACKOFF_MAX_SECONDS = env.int("WEBHOOK_RETRY_BACKOFF_MAX_SECONDS", default=600)
+# Longer than the longest backoff, so a live retry chain is never queued twice by beat.
+WEBHOOK_REQUEUE_AFTER_MINUTES = env.int("WEBHOOK_REQUEUE_AFTER_MINUTES", default=15)
+CELERY_TASK_ROUTES = {
+    "reconciliation.tasks.apply_webhook_event_task": {"queue": "webhooks"},
+    "reconciliation.tasks.retry_waiting_webhooks": {"queue": "webhooks"},
+}
+CELERY_BEAT_SCHEDULE["reconciliation.retry_waiting_webhooks"] = {
+    "task": "reconciliation.tasks.retry_waiting_webhooks",
+    "schedule": timedelta(minutes=5),
+}
+
+# The gateway's periodic upkeep (jit/tasks.py).
+CELERY_BEAT_SCHEDULE |= {
+    "replay-standin-spool": {"task": "jit.tasks.replay_standin_spool_task", "schedule": 60.0},
+    "refresh-card-records": {"task": "jit.tasks.refresh_card_records_task", "schedule": 86_400.0},
+}

@@ -10,4 +10,9 @@ urlpatterns = [
         views.CardholderBalanceApi.as_view(),
         name="cardholder-balance",
     ),
+    path(
+        "cards/<str:card_token>/transactions/",
+        views.CardTransactionsApi.as_view(),
+        name="card-transactions",
+    ),
 ]

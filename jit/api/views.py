@@ -17,12 +17,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from cards.api.serializers import balances_out
-from cards.selectors import cardholder_by_token
+from cards.selectors import card_by_token, cardholder_by_token
 from config.errors import DomainError
 from jit import metrics, services
 from jit.auth import MarqetaJitAuthentication
+from jit.history import HistoryEntry, card_history
 from jit.marqeta import parse_jit_request
-from jit.selectors import live_balances
+from jit.selectors import live_balances, remaining_limits_now
+from ledger.money import to_decimal
 
 logger = logging.getLogger("jit")
 JSON = "application/json"
@@ -75,3 +77,39 @@ class CardholderBalanceApi(APIView):
         balances, source = live_balances(cardholder=cardholder)
         body = balances_out(balances, cardholder_token=cardholder.token)
         return Response({**body, "source": source})
+
+
+def _money(amount_minor: int | None, currency: str) -> str | None:
+    return None if amount_minor is None else str(to_decimal(amount_minor, currency))
+
+
+def history_out(entry: HistoryEntry, currency: str) -> dict:
+    body = entry.as_dict()
+    body["amount"] = _money(body.pop("amount_minor"), currency)
+    body["available_after"] = _money(body.pop("available_after_minor"), currency)
+    if body["hold"]:
+        body["hold"]["remaining"] = _money(body["hold"].pop("remaining_minor"), currency)
+    return body
+
+
+class CardTransactionsApi(APIView):
+    """`GET /api/v1/cards/{token}/transactions/`: the card's history, newest first, and the room
+    left in each spend limit now."""
+
+    @extend_schema(responses={200: dict})
+    def get(self, request: Request, card_token: str) -> Response:
+        card = card_by_token(token=card_token)
+        currency = card.cardholder.program.currency_code
+        balances, source = live_balances(cardholder=card.cardholder)
+        return Response(
+            {
+                "card_token": card.token,
+                "cardholder_token": card.cardholder.token,
+                "state": card.state,
+                "currency_code": currency,
+                "available": _money(balances.available_minor, currency),
+                "available_source": source,
+                "limits": remaining_limits_now(card=card),
+                "entries": [history_out(entry, currency) for entry in card_history(card=card)],
+            }
+        )
