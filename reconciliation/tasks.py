@@ -43,3 +43,11 @@ def retry_waiting_webhooks() -> int:
     for event_id in event_ids:
         apply_webhook_event_task.delay(event_id)
     return len(event_ids)
+
+
+@shared_task(acks_late=True)
+def check_cache_drift_task() -> int:
+    """Compare every cached balance with the ledger; differences go to the ops queue."""
+    from reconciliation.drift import record_cache_drift
+
+    return record_cache_drift()

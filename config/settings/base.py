@@ -170,3 +170,7 @@ CELERY_BEAT_SCHEDULE |= {
     "replay-standin-spool": {"task": "jit.tasks.replay_standin_spool_task", "schedule": 60.0},
     "refresh-card-records": {"task": "jit.tasks.refresh_card_records_task", "schedule": 86_400.0},
 }
+CELERY_BEAT_SCHEDULE["reconciliation.check_cache_drift"] = {
+    "task": "reconciliation.tasks.check_cache_drift_task",
+    "schedule": 600.0,
+}
