@@ -1,7 +1,7 @@
 """Production: no defaults for secrets, HTTPS only."""
 
 from config.settings.base import *  # noqa: F403
-from config.settings.base import env
+from config.settings.base import LOGGING, env
 
 DEBUG = False
 SECRET_KEY = env("SECRET_KEY")  # no default: a missing secret stops the process
@@ -19,3 +19,4 @@ SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_HSTS_PRELOAD = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
+LOGGING["handlers"]["console"]["formatter"] = env("LOG_FORMAT", default="json")

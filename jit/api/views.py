@@ -58,13 +58,19 @@ class JitFundingApi(APIView):
             outcome="approved" if answer.approved else "declined", reason=answer.reason_code
         ).inc()
         logger.info(
-            "jit %s %s %s %s %s",
+            "jit %s %s %s",
             jit_request.jit_token,
-            jit_request.method,
             "approved" if answer.approved else "declined",
             answer.reason_code,
-            "fallback" if answer.is_fallback else "",
+            extra={
+                "jit_token": jit_request.jit_token,
+                "method": jit_request.method,
+                "outcome": "approved" if answer.approved else "declined",
+                "reason_code": answer.reason_code,
+                "fallback": answer.is_fallback,
+            },
         )
+
         return HttpResponse(body, status=answer.http_status, content_type=JSON)
 
 
