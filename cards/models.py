@@ -78,6 +78,9 @@ class Cardholder(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    class Meta:
+        permissions = [("deposit_funds", "Can deposit funds for a cardholder (internal API)")]
+
     def __str__(self) -> str:
         name = f"{self.first_name} {self.last_name}".strip()
         return f"{name} ({self.token})" if name else self.token

@@ -825,7 +825,7 @@ OPS_WRITABLE = {
     "commandomoderecord",
     "reconciliationexception",
 }
-EXTRA_OPS_CODENAMES = ["approve_manualadjustment"]
+EXTRA_OPS_CODENAMES = ["approve_manualadjustment", "deposit_funds"]
 
 
 def _codenames_for(*, writable: bool) -> list[str]:

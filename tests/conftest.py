@@ -27,7 +27,10 @@ def _clean_redis():
 
 @pytest.fixture
 def api_user(db):
-    return get_user_model().objects.create_user(username="api", password="api-pass-123456")
+    """An API client with the Ops group's permissions."""
+    user = get_user_model().objects.create_user(username="api", password="api-pass-123456")
+    user.groups.add(Group.objects.get(name="Ops"))
+    return user
 
 
 @pytest.fixture

@@ -45,6 +45,8 @@ def idempotency_key_from(request: Request) -> str:
 
 
 class CardholderCreateApi(APIView):
+    required_permissions = {"POST": "cards.add_cardholder"}
+
     @extend_schema(request=CardholderIn, responses={201: CardholderOut})
     def post(self, request: Request) -> Response:
         body = CardholderIn(data=request.data)
@@ -54,6 +56,8 @@ class CardholderCreateApi(APIView):
 
 
 class CardCreateApi(APIView):
+    required_permissions = {"POST": "cards.add_card"}
+
     @extend_schema(request=CardIn, responses={201: CardOut})
     def post(self, request: Request) -> Response:
         body = CardIn(data=request.data)
@@ -65,6 +69,8 @@ class CardCreateApi(APIView):
 
 
 class DepositCreateApi(APIView):
+    required_permissions = {"POST": "cards.deposit_funds"}
+
     @extend_schema(
         request=DepositIn,
         parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, True)],
@@ -104,6 +110,8 @@ def _card_controls_response(card: Card) -> Response:
 class CardControlsApi(APIView):
     """The card's own spend control and velocity limits, and the effective combination of
     every scope (program, cardholder, card) that the gateway applies."""
+
+    required_permissions = {"GET": "cards.view_spendcontrol", "PUT": "cards.change_spendcontrol"}
 
     @extend_schema(responses={200: dict})
     def get(self, request: Request, card_token: str) -> Response:

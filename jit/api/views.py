@@ -77,6 +77,8 @@ class JitFundingApi(APIView):
 class CardholderBalanceApi(APIView):
     """`GET /api/v1/cardholders/{token}/balance/`: available reflects every approval at once."""
 
+    required_permissions = {"GET": "cards.view_cardholder"}
+
     @extend_schema(responses={200: dict})
     def get(self, request: Request, cardholder_token: str) -> Response:
         cardholder = cardholder_by_token(token=cardholder_token)
@@ -101,6 +103,8 @@ def history_out(entry: HistoryEntry, currency: str) -> dict:
 class CardTransactionsApi(APIView):
     """`GET /api/v1/cards/{token}/transactions/`: the card's history, newest first, and the room
     left in each spend limit now."""
+
+    required_permissions = {"GET": "cards.view_card"}
 
     @extend_schema(responses={200: dict})
     def get(self, request: Request, card_token: str) -> Response:
