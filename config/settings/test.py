@@ -1,7 +1,7 @@
 """The test suite: real PostgreSQL and real Redis, on a Redis DB index of its own."""
 
 from config.settings.base import *  # noqa: F403
-from config.settings.base import CACHES, DATABASES, env
+from config.settings.base import CACHES, DATABASES, MIDDLEWARE, env
 
 REDIS_URL = env("TEST_REDIS_URL", default="redis://127.0.0.1:56379/2")
 # Two suites on one machine must not share a test database (pytest-django drops it).
@@ -17,3 +17,5 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# No collectstatic before tests: the test server serves static files itself.
+MIDDLEWARE = [name for name in MIDDLEWARE if not name.startswith("whitenoise.")]
