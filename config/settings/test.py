@@ -19,3 +19,5 @@ STORAGES = {
 }
 # No collectstatic before tests: the test server serves static files itself.
 MIDDLEWARE = [name for name in MIDDLEWARE if not name.startswith("whitenoise.")]
+# Tasks queued by tests go to a broker database of their own (a dev worker never sees them).
+CELERY_BROKER_URL = env("TEST_CELERY_BROKER_URL", default="redis://127.0.0.1:56379/3")

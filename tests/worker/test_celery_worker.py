@@ -1,0 +1,88 @@
+"""A real Celery worker process applies Marqeta webhooks end to end (no eager mode)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import redis
+from django.conf import settings
+from django.db import connection
+
+from jit.outbox import drain_outbox
+from reconciliation.models import WebhookEvent
+from tests.jit.conftest import JSON, basic
+from tests.ledger.helpers import assert_ledger_consistent, balances
+from tests.reconciliation.conftest import envelope, jit_request, transaction
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def celery_worker():
+    """`celery worker` against the test database and a broker database of its own."""
+    database = connection.settings_dict
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    broker.flushdb()
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="config.settings.test",
+        DATABASE_URL=(
+            f"postgres://{database['USER']}:{database['PASSWORD']}@{database['HOST']}:"
+            f"{database['PORT']}/{database['NAME']}"
+        ),
+        TEST_REDIS_URL=settings.REDIS_URL,
+        TEST_CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
+    )
+    worker = subprocess.Popen(  # noqa: S603 - our own worker
+        [shutil.which("celery", path=str(ROOT / ".venv" / "bin")) or "celery",
+         "-A", "config.celery_app", "worker", "-Q", "celery,webhooks", "--pool", "solo",
+         "--concurrency", "1", "--loglevel", "WARNING", "-n", f"test-{os.getpid()}@%h"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    yield worker
+    worker.terminate()
+    worker.wait(timeout=20)
+    broker.flushdb()
+
+
+def wait_until_applied(tokens: list[str], timeout: float = 60.0) -> dict[str, str]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        statuses = dict(
+            WebhookEvent.objects.filter(token__in=tokens).values_list("token", "status")
+        )
+        if len(statuses) == len(tokens) and set(statuses.values()) <= {"applied", "ignored"}:
+            return statuses
+        time.sleep(0.1)
+    return dict(WebhookEvent.objects.filter(token__in=tokens).values_list("token", "status"))
+
+
+def test_given_webhooks_when_posted_then_a_real_worker_applies_them_to_the_ledger(
+    client, celery_worker, week_card, week_wallet
+):
+    # given: the gateway approved 150.00 (MARQETA.md §11, auth A) and the writer recorded it
+    jit_auth = {"HTTP_AUTHORIZATION": basic(settings.MARQETA_JIT_USERNAME,
+                                            settings.MARQETA_JIT_PASSWORD)}  # fmt: skip
+    body = jit_request(txn="txn-a-auth", jit="jit-a-auth", amount="150.00")
+    assert client.post("/jit/marqeta/", body, content_type=JSON, **jit_auth).status_code == 200
+    drain_outbox()
+    # when: Marqeta sends the clearing of 120.00 and its companion funding event
+    clearing = transaction("webhook_clearing_1", amount=Decimal("120.00"), is_final_clearing=True)
+    webhook_auth = {"HTTP_AUTHORIZATION": basic(settings.MARQETA_WEBHOOK_USERNAME,
+                                                settings.MARQETA_WEBHOOK_PASSWORD)}  # fmt: skip
+    response = client.post(
+        "/webhooks/marqeta/", envelope(clearing), content_type=JSON, **webhook_auth
+    )
+    # then: answered at once, applied by the worker process
+    assert response.status_code == 200
+    statuses = wait_until_applied([clearing["token"]])
+    assert statuses == {clearing["token"]: "applied"}
+    assert balances(week_wallet) == (25_000 - 12_000, 0)  # charged 120, the rest released
+    assert_ledger_consistent()
