@@ -8,6 +8,7 @@ and tells the JIT cache once the change commits.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from decimal import Decimal
 from functools import cache
@@ -16,8 +17,15 @@ from typing import Any, ClassVar
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.options import InlineModelAdmin
-from django.db.models import Model, QuerySet
-from django.http import HttpRequest
+from django.contrib.admin.views.main import ChangeList
+from django.db.models import Model, Q, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+from django.utils.text import smart_split, unescape_string_literal
 
 from cards import services
 from cards.errors import InvalidLimit, InvalidScope
@@ -37,7 +45,15 @@ from cards.models import (
     VelocityLimit,
 )
 from cards.selectors import ScopeObj, program_of
-from config.admin_mixins import NoDeleteAdminMixin, ReadOnlyAdminMixin, adopt
+from config import ops_views
+from config.admin_mixins import (
+    EstimatedCountPaginator,
+    NoDeleteAdminMixin,
+    ReadOnlyAdminMixin,
+    adopt,
+    audit_admin_write,
+    stored_snapshot,
+)
 from config.errors import DomainError
 from ledger.money import format_money, to_decimal, to_minor
 
@@ -461,12 +477,36 @@ class ProgramAdmin(ControlInlinesMixin, NoDeleteAdminMixin, admin.ModelAdmin):
             default_hold_expiry_days=obj.default_hold_expiry_days,
         )
         adopt(obj, created)
+        audit_admin_write(request, target=created, action="create_program")
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        if formset.model is not MccGroup:
+            super().save_formset(request, form, formset, change)
+            return
+        # MCC groups have no service: the audit rows are written here, in the admin's
+        # transaction, with each group as it was before the edit.
+        before = {
+            row_form.instance.pk: stored_snapshot(row_form.instance)
+            for row_form in formset.initial_forms
+            if row_form.has_changed() or row_form in formset.deleted_forms
+        }
+        deleted = [f.instance.pk for f in formset.deleted_forms if f.instance.pk is not None]
         super().save_formset(request, form, formset, change)
-        if formset.model is MccGroup and (
-            formset.new_objects or formset.changed_objects or formset.deleted_objects
-        ):
+        for group in formset.new_objects:
+            audit_admin_write(request, target=group, action="create_mcc_group")
+        for group, _ in formset.changed_objects:
+            audit_admin_write(
+                request, target=group, action="update_mcc_group", before=before.get(group.pk)
+            )
+        for pk in deleted:
+            audit_admin_write(
+                request,
+                target=MccGroup(pk=pk),
+                action="delete_mcc_group",
+                before=before.get(pk),
+                deleted=True,
+            )
+        if formset.new_objects or formset.changed_objects or formset.deleted_objects:
             services.announce_mcc_groups_changed(program=form.instance)
 
 
@@ -490,18 +530,25 @@ class CardholderAdmin(ControlInlinesMixin, NoDeleteAdminMixin, admin.ModelAdmin)
     list_display = ["token", "first_name", "last_name", "email", "status", "program"]
     list_filter = ["status", "program"]
     list_select_related = ["program"]
-    search_fields = ["=token", "last_name", "=email"]
+    search_fields = ["=token", "first_name", "last_name", "=email"]
     show_full_result_count = False
+    paginator = EstimatedCountPaginator
     inlines = [FundingAccountInline, CardInline, *control_inlines(Scope.CARDHOLDER)]
     actions = ["suspend", "reactivate", "close"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Cardholder | None = None) -> list:
         # Status changes go through the actions, so each one is audited and reaches the cache.
-        return ["token", "program", "status"] if obj else ["status"]
+        return ["token", "program", "status", "effective_controls"] if obj else ["status"]
+
+    @admin.display(description="effective controls (preview)")
+    def effective_controls(self, cardholder: Cardholder) -> SafeString:
+        return ops_views.cardholder_controls_preview(cardholder)
 
     def save_model(self, request: HttpRequest, obj: Cardholder, form: object, change: bool) -> None:
-        if change:
+        if change:  # names and email: no service of their own, audited here
+            before = stored_snapshot(obj)
             super().save_model(request, obj, form, change)
+            audit_admin_write(request, target=obj, action="update_cardholder", before=before)
             return
         created = services.create_cardholder(
             program=obj.program,
@@ -511,6 +558,7 @@ class CardholderAdmin(ControlInlinesMixin, NoDeleteAdminMixin, admin.ModelAdmin)
             email=obj.email,
         )
         adopt(obj, created)
+        audit_admin_write(request, target=created, action="create_cardholder")
 
     def _set_status(self, request: HttpRequest, queryset: QuerySet, status: str) -> None:
         apply_each(
@@ -541,24 +589,110 @@ class CardholderAdmin(ControlInlinesMixin, NoDeleteAdminMixin, admin.ModelAdmin)
         self._set_status(request, queryset, Cardholder.Status.CLOSED)
 
 
+LAST_FOUR_RE = re.compile(r"[0-9]{4}")
+
+
+def card_search(term: str) -> Q:
+    """One search word as indexed lookups: four digits are the last four, a word with "@" an
+    email, a word with a digit or "_" a card token or else a cardholder token, any other word
+    a first or last name (any case)."""
+    if LAST_FOUR_RE.fullmatch(term):
+        return Q(last_four=term)  # card.last_four index
+    if "@" in term:  # cardholder.email index (emails are stored as typed, usually lower case)
+        return Q(cardholder__in=Cardholder.objects.filter(email__in={term, term.lower()}))
+    if any(char.isdigit() or char == "_" for char in term):
+        # Two unique indexes; an OR of the two in one query would scan every card.
+        if Card.objects.filter(token=term).exists():
+            return Q(token=term)
+        return Q(cardholder__in=Cardholder.objects.filter(token=term))
+    return Q(
+        cardholder__in=Cardholder.objects.filter(
+            Q(first_name__iexact=term) | Q(last_name__iexact=term)
+        )
+    )
+
+
 @admin.register(Card)
 class CardAdmin(ControlInlinesMixin, NoDeleteAdminMixin, admin.ModelAdmin):
-    list_display = ["token", "last_four", "state", "cardholder", "expires_on", "created_at"]
+    list_display = [
+        "token",
+        "last_four",
+        "state",
+        "cardholder",
+        "cardholder_email",
+        "expires_on",
+        "created_at",
+        "history_link",
+    ]
     list_filter = ["state"]
     list_select_related = ["cardholder"]
-    search_fields = ["=token", "=last_four", "cardholder__last_name", "=cardholder__email"]
+    search_fields = ["=token", "=last_four", "cardholder__first_name", "=cardholder__email"]
+    search_help_text = (
+        "Card token, last four digits, cardholder token, first or last name, or email "
+        "(whole words; several words must all match)."
+    )
     raw_id_fields = ["cardholder"]
     show_full_result_count = False
+    paginator = EstimatedCountPaginator
     inlines = control_inlines(Scope.CARD)
     actions = ["suspend", "reactivate"]
 
+    def get_urls(self) -> list[URLPattern]:
+        # The card's timeline takes the URL and name of Django's object history page, so the
+        # change page's "History" button leads to it (who changed the card is in the audit
+        # log, linked from the timeline).
+        history = path(
+            "<int:card_id>/history/",
+            self.admin_site.admin_view(self.card_history_view),
+            name="cards_card_history",
+        )
+        return [history, *super().get_urls()]
+
+    def card_history_view(self, request: HttpRequest, card_id: int) -> TemplateResponse:
+        """The card's timeline for support (permission `cards.view_card`)."""
+        return ops_views.card_history_page(request, card_id=card_id)
+
+    def history_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict | None = None
+    ) -> HttpResponse:
+        """Django's object history, reached only with an id that is not a number: none."""
+        raise Http404("no such card")
+
+    @admin.display(description="history")
+    def history_link(self, card: Card) -> str:
+        url = reverse("admin:cards_card_history", args=[card.pk])
+        return format_html('<a href="{}">history</a>', url)
+
+    @admin.display(description="email", ordering="cardholder__email")
+    def cardholder_email(self, card: Card) -> str:
+        return card.cardholder.email
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Card], search_term: str
+    ) -> tuple[QuerySet[Card], bool]:
+        """Every word must match (see `card_search`); never a LIKE over millions of rows."""
+        for word in smart_split(search_term):
+            if word[:1] in {'"', "'"} and word[-1:] == word[:1]:
+                word = unescape_string_literal(word)
+            if word := word.strip():
+                queryset = queryset.filter(card_search(word))
+        return queryset, False
+
     def get_readonly_fields(self, request: HttpRequest, obj: Card | None = None) -> list[str]:
         # State changes go through the actions, so each one is audited.
-        return ["token", "cardholder", "state", "last_four"] if obj else ["state"]
+        if obj is None:
+            return ["state"]
+        return ["token", "cardholder", "state", "last_four", "effective_controls"]
+
+    @admin.display(description="effective controls (preview)")
+    def effective_controls(self, card: Card) -> SafeString:
+        return ops_views.card_controls_preview(card)
 
     def save_model(self, request: HttpRequest, obj: Card, form: object, change: bool) -> None:
-        if change:
+        if change:  # the expiry date: no service of its own, audited here
+            before = stored_snapshot(obj)
             super().save_model(request, obj, form, change)
+            audit_admin_write(request, target=obj, action="update_card", before=before)
             return
         created = services.create_card(
             cardholder=obj.cardholder,
@@ -567,6 +701,7 @@ class CardAdmin(ControlInlinesMixin, NoDeleteAdminMixin, admin.ModelAdmin):
             expires_on=obj.expires_on,
         )
         adopt(obj, created)
+        audit_admin_write(request, target=created, action="create_card")
 
     def _set_state(self, request: HttpRequest, queryset: QuerySet[Card], state: str) -> None:
         apply_each(
@@ -631,10 +766,37 @@ class FraudRuleAdmin(ServiceAdmin):
     form = with_reason(FraudRuleForm)
     fields = FraudRuleForm.Meta.fields
     readonly_on_change: ClassVar = ["program", "name"]
-    list_display = ["name", "program", "kind", "mode", "action", "params", "updated_at"]
+    list_display = [
+        "name",
+        "program",
+        "kind",
+        "mode",
+        "action",
+        "params",
+        "hits_last_24h",
+        "updated_at",
+    ]
     list_filter = ["mode", "kind", "action", "program"]
     list_select_related = ["program"]
     actions = ["turn_on", "shadow_mode", "turn_off"]
+
+    def get_changelist_instance(self, request: HttpRequest) -> ChangeList:
+        """Each listed rule gets its hits of the last 24 hours, counted in one query."""
+        changelist = super().get_changelist_instance(request)
+        rules = list(changelist.result_list)  # the page, evaluated once and kept
+        since = timezone.now() - ops_views.RULE_HITS_WINDOW
+        hits = ops_views.fraud_rule_hits((rule.pk for rule in rules), since=since)
+        for rule in rules:
+            rule.hits_24h = hits.get(rule.pk, (0, 0))
+        return changelist
+
+    @admin.display(description="last 24 h: hits (would decline)")
+    def hits_last_24h(self, rule: FraudRule) -> str:
+        hits, declines = getattr(rule, "hits_24h", (0, 0))
+        if rule.action == FraudRule.Action.FLAG:
+            return f"{hits} hit(s), flag only"
+        verb = "declined" if rule.mode == FraudRule.Mode.ON else "would decline"
+        return f"{hits} hit(s), {declines} {verb}"
 
     def _set_mode(self, request: HttpRequest, queryset: QuerySet[FraudRule], mode: str) -> None:
         apply_each(
@@ -675,6 +837,25 @@ class FallbackPolicyAdmin(ServiceAdmin):
         "updated_at",
     ]
     list_select_related = ["program"]
+    BREAKER = "breaker_of_this_process"
+
+    def get_fields(self, request: HttpRequest, obj: Model | None = None) -> list[str]:
+        fields = super().get_fields(request, obj)
+        return [*fields, self.BREAKER] if obj else fields
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Model | None = None) -> list[str]:
+        fields = super().get_readonly_fields(request, obj)
+        return [*fields, self.BREAKER] if obj else fields
+
+    @admin.display(description="breaker of this web process (per process)")
+    def breaker_of_this_process(self, policy: FallbackPolicy) -> SafeString:
+        return ops_views.breaker_panel(policy.program)
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict | None = None
+    ) -> HttpResponse:
+        panel = ops_views.breaker_panel(None)
+        return super().changelist_view(request, {**(extra_context or {}), "breaker_panel": panel})
 
 
 @admin.register(CommandoModeRecord)

@@ -810,7 +810,7 @@ OPS_PERMISSIONS = {
         "auditevent",
     ],
     "jit": ["jitdecision"],
-    "reconciliation": ["webhookevent", "reconciliationexception"],
+    "reconciliation": ["webhookevent", "reconciliationexception", "clearingfile", "clearingline"],
 }
 OPS_WRITABLE = {
     "program",

@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
-from config import health
+from config import dashboard, health
 
 admin.site.site_header = "Card program operations"
 admin.site.site_title = "Card program"
@@ -12,6 +12,13 @@ admin.site.index_title = "Operations"
 admin.site.disable_action("delete_selected")  # nothing money-related is deleted in bulk
 
 urlpatterns = [
+    # Our admin pages first: the admin site's own patterns end in a catch-all.
+    path("admin/", admin.site.admin_view(dashboard.admin_index), name="admin-home"),
+    path(
+        "admin/dashboard/",
+        admin.site.admin_view(dashboard.dashboard_view),
+        name="ops-dashboard",
+    ),
     path("admin/", admin.site.urls),
     path("jit/", include("jit.api.urls")),
     path("api/v1/", include("cards.api.urls")),

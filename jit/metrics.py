@@ -14,7 +14,7 @@ FALLBACK_ANSWERS = Counter(
     "jit_fallback_answers_total", "Answers from the stand-in policy", ["outcome"]
 )
 BREAKER_OPEN = Gauge(
-    "jit_breaker_open", "1 while a web process's Redis breaker is open", multiprocess_mode="max"
+    "jit_breaker_open", "1 while a web process's Redis breaker is open", multiprocess_mode="livemax"
 )
 OUTBOX_LAG = Gauge(
     "jit_outbox_pending_events",

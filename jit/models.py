@@ -38,7 +38,7 @@ class JitDecision(models.Model):
     channel = models.CharField(max_length=12, blank=True)
     is_fallback = models.BooleanField(default=False)  # answered by the stand-in policy
     received_at = models.DateTimeField()
-    decided_at = models.DateTimeField()
+    decided_at = models.DateTimeField(db_index=True)  # dashboards and time filters
     latency_us = models.PositiveIntegerField()  # received -> decided
     hold = models.ForeignKey(Hold, models.PROTECT, null=True, blank=True, related_name="+")
     ledger_error = models.CharField(max_length=200, blank=True)  # why the ledger refused, if so

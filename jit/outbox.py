@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 import redis
 import simplejson
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from redis.cluster import RedisCluster
 
 from cards.models import FundingAccount
@@ -281,8 +281,11 @@ def write_batch(client: redis.Redis, events: list[OutboxEvent]) -> int:
     wallets = Wallets()
     with transaction.atomic():
         for event in events:
-            with transaction.atomic():
-                apply_event(event, wallets)
+            try:
+                with transaction.atomic():
+                    apply_event(event, wallets)
+            except IntegrityError:  # another writer applied it first: the unique keys held
+                logger.info("outbox %s: already applied elsewhere", event.fields.get("jit"))
     pipe = client.pipeline(transaction=False)
     for event in events:
         pipe.xack(event.stream, GROUP, event.event_id)

@@ -96,7 +96,7 @@ def _push_velocity(card: Card) -> None:
 
 def rebuild_balance_cache() -> RebuildReport:
     """Recompute the whole cache from the ledger. Run when Redis was flushed or lost."""
-    drained = drain_outbox()
+    drained = drain_outbox(consumer="rebuild")  # never the running writer's name
     accounts = _push_accounts()
     cards = Card.objects.select_related("cardholder__program")
     for card in cards.iterator(chunk_size=1_000):

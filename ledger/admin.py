@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from django import forms
+from django.apps import apps
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from config.admin_mixins import ReadOnlyAdminMixin, adopt, money_column
+from config.admin_mixins import (
+    EstimatedCountPaginator,
+    ReadOnlyAdminMixin,
+    adopt,
+    money_column,
+)
 from config.errors import DomainError
 from ledger import services
 from ledger.models import (
@@ -32,6 +38,7 @@ class AccountAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_filter = ["kind", "currency_code"]
     search_fields = ["=code"]
     show_full_result_count = False
+    paginator = EstimatedCountPaginator
     balance = money_column("balance", amount_field="balance_minor")
 
 
@@ -47,6 +54,7 @@ class WalletAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_select_related = ["available", "held"]
     search_fields = ["=holder_token"]
     show_full_result_count = False
+    paginator = EstimatedCountPaginator
 
     @admin.display(description="available")
     def available_balance(self, wallet: Wallet) -> str:
@@ -70,6 +78,7 @@ class LedgerTransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_filter = ["kind"]
     search_fields = ["=idempotency_key"]
     show_full_result_count = False
+    paginator = EstimatedCountPaginator
     inlines = [LedgerEntryInline]
 
 
@@ -80,6 +89,7 @@ class LedgerEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ["=transaction__idempotency_key"]
     raw_id_fields = ["transaction", "account"]
     show_full_result_count = False
+    paginator = EstimatedCountPaginator
 
 
 @admin.register(Hold)
@@ -100,6 +110,7 @@ class HoldAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_select_related = ["wallet"]
     search_fields = ["=authorization_key", "=transaction_token", "=card_token"]
     show_full_result_count = False
+    paginator = EstimatedCountPaginator
     amount = money_column("amount", amount_field="amount_minor")
     remaining = money_column("remaining", amount_field="remaining_minor")
 
@@ -120,6 +131,7 @@ class ClearingAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_select_related = ["wallet"]
     search_fields = ["=clearing_key", "=card_token"]
     show_full_result_count = False
+    paginator = EstimatedCountPaginator
     amount = money_column("amount", amount_field="amount_minor")
 
 
@@ -130,6 +142,7 @@ class HoldReleaseAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_filter = ["reason"]
     search_fields = ["=release_key"]
     show_full_result_count = False
+    paginator = EstimatedCountPaginator
 
 
 @admin.register(NegativeBalance)
@@ -139,12 +152,91 @@ class NegativeBalanceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_filter = [("resolved_at", admin.EmptyFieldListFilter)]
 
 
+class RecentActionFilter(admin.SimpleListFilter):
+    """The actions of the latest events (by the created_at index), not a DISTINCT over all."""
+
+    title = "action"
+    parameter_name = "action"
+    RECENT = 10_000
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list:
+        recent = AuditEvent.objects.order_by("-created_at").values_list("action", flat=True)
+        return [(action, action) for action in sorted(set(recent[: self.RECENT]))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        return queryset.filter(action=self.value()) if self.value() else queryset
+
+
+class TargetTypeFilter(admin.SimpleListFilter):
+    """The kinds of rows people change (the audit_by_target index leads with this)."""
+
+    title = "target type"
+    parameter_name = "target_type"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list:
+        labels = {
+            model._meta.label_lower
+            for model in apps.get_models()
+            if model._meta.app_label in {"cards", "ledger", "jit", "reconciliation"}
+        }
+        return [(label, label) for label in sorted(labels)]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        return queryset.filter(target_type=self.value()) if self.value() else queryset
+
+
+def changed_fields(before: dict | None, after: dict | None) -> list[tuple[str, object, object]]:
+    """(field, old, new) for each value an audit event changed; a creation lists every field."""
+    before, after = before or {}, after or {}
+    return [
+        (name, before.get(name), after.get(name))
+        for name in sorted(before.keys() | after.keys())
+        if before.get(name) != after.get(name)
+    ]
+
+
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["created_at", "actor_label", "action", "target_type", "target_id", "reason"]
-    list_filter = ["action", "target_type"]
+    """Who, when, what changed, why: every write made by a person (and the system's own)."""
+
+    list_display = [
+        "created_at",
+        "actor_label",
+        "action",
+        "target_type",
+        "target_id",
+        "changes",
+        "reason",
+    ]
+    list_filter = [RecentActionFilter, TargetTypeFilter]
     search_fields = ["=target_id", "actor_label"]
     show_full_result_count = False
+    paginator = EstimatedCountPaginator
+    ordering = ["-created_at"]
+    fields = [
+        "created_at",
+        "actor",
+        "actor_label",
+        "action",
+        "target_type",
+        "target_id",
+        "reason",
+        "changes",
+        "before",
+        "after",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="what changed")
+    def changes(self, event: AuditEvent) -> str:
+        changed = changed_fields(event.before, event.after)
+        if event.before is None:
+            return "created"
+        if event.after is None:
+            return "deleted"
+        shown = "; ".join(f"{name}: {old!r} -> {new!r}" for name, old, new in changed[:6])
+        more = f" (+{len(changed) - 6} more)" if len(changed) > 6 else ""
+        return f"{shown}{more}" or "no field changed"
 
 
 class ManualAdjustmentForm(forms.ModelForm):

@@ -164,7 +164,7 @@ class Hold(models.Model):
     currency_code = models.CharField(max_length=3)
     status = models.CharField(max_length=8, choices=HoldStatus.choices, default=HoldStatus.OPEN)
     expires_at = models.DateTimeField()
-    card_token = models.CharField(max_length=36, blank=True)
+    card_token = models.CharField(max_length=36, blank=True, db_index=True)
     transaction_token = models.CharField(max_length=36, blank=True, db_index=True)
     jit_funding_token = models.CharField(max_length=36, blank=True, db_index=True)
     mcc = models.CharField(max_length=4, blank=True)

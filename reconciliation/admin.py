@@ -2,24 +2,33 @@
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.timesince import timesince
 
 from config.admin_mixins import ReadOnlyAdminMixin
 from config.errors import DomainError
 from ledger.money import format_money
-from reconciliation import services
+from reconciliation import reports, services
 from reconciliation.marqeta import PINGS, TRANSACTIONS
-from reconciliation.models import ReconciliationException, WebhookEvent
+from reconciliation.models import (
+    ClearingFile,
+    ClearingLine,
+    ReconciliationException,
+    WebhookEvent,
+)
 
 
 class CategoryFilter(admin.SimpleListFilter):
@@ -240,3 +249,163 @@ class ReconciliationExceptionAdmin(admin.ModelAdmin):
             lambda exception: services.add_note(exception=exception, actor=request.user, note=text),
             done_message="noted",
         )
+
+
+# --- clearing files -----------------------------------------------------------------------------
+
+
+@admin.register(ClearingFile)
+class ClearingFileAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Files as received and what ingesting them did; the change page shows the file's report.
+
+    Two CSV downloads (staff login, the view permission): `<id>/report.csv` for one file and
+    `report/<YYYY-MM-DD>.csv` for a settlement day, whose page is `report/<YYYY-MM-DD>/`.
+    """
+
+    list_display = [
+        "id",
+        "name",
+        "settlement_date",
+        "status",
+        "trailer_check",
+        "lines_total",
+        "lines_applied",
+        "lines_failed",
+        "lines_flagged",
+        "received_at",
+        "finished_at",
+    ]
+    list_filter = ["status", "trailer_check", "settlement_date"]
+    search_fields = ["=sha256", "name"]
+    date_hierarchy = "settlement_date"
+    ordering = ["-pk"]
+    show_full_result_count = False
+    change_form_template = "admin/reconciliation/clearingfile/change_form.html"
+
+    def get_urls(self) -> list:
+        wrap = self.admin_site.admin_view
+        return [
+            path(
+                "<int:file_id>/report.csv",
+                wrap(self.file_report_csv),
+                name="reconciliation_clearingfile_report_csv",
+            ),
+            path(
+                "report/<str:day>.csv",
+                wrap(self.day_report_csv),
+                name="reconciliation_clearingfile_day_csv",
+            ),
+            path(
+                "report/<str:day>/",
+                wrap(self.day_report_view),
+                name="reconciliation_clearingfile_day",
+            ),
+            *super().get_urls(),
+        ]
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict | None = None,
+    ) -> HttpResponse:
+        clearing_file = self.get_object(request, object_id)
+        extra = dict(extra_context or {})
+        if clearing_file is not None:
+            extra["report"] = reports.file_report(clearing_file=clearing_file)
+            extra["report_csv_url"] = reverse(
+                "admin:reconciliation_clearingfile_report_csv", args=[clearing_file.pk]
+            )
+        return super().change_view(request, object_id, form_url, extra_context=extra)
+
+    def _ensure_may_view(self, request: HttpRequest) -> None:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+
+    @staticmethod
+    def _day(day: str) -> date:
+        try:
+            return date.fromisoformat(day)
+        except ValueError:
+            raise Http404(f"{day!r} is not a date (YYYY-MM-DD)") from None
+
+    @staticmethod
+    def _csv(report: reports.ClearingReport, filename: str) -> HttpResponse:
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        csv.writer(response, lineterminator="\n").writerows(reports.report_csv_rows(report))
+        return response
+
+    def file_report_csv(self, request: HttpRequest, file_id: int) -> HttpResponse:
+        self._ensure_may_view(request)
+        clearing_file = ClearingFile.objects.filter(pk=file_id).first()
+        if clearing_file is None:
+            raise Http404("no such clearing file")
+        report = reports.file_report(clearing_file=clearing_file)
+        return self._csv(report, f"clearing-report-file-{clearing_file.pk}.csv")
+
+    def day_report_csv(self, request: HttpRequest, day: str) -> HttpResponse:
+        self._ensure_may_view(request)
+        settled_on = self._day(day)
+        report = reports.daily_report(day=settled_on)
+        return self._csv(report, f"clearing-report-{settled_on.isoformat()}.csv")
+
+    def day_report_view(self, request: HttpRequest, day: str) -> HttpResponse:
+        self._ensure_may_view(request)
+        settled_on = self._day(day)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Reconciliation report: {settled_on.isoformat()}",
+            "opts": self.model._meta,
+            "report": reports.daily_report(day=settled_on),
+            "report_csv_url": reverse(
+                "admin:reconciliation_clearingfile_day_csv", args=[settled_on.isoformat()]
+            ),
+        }
+        return TemplateResponse(request, "admin/reconciliation/clearing_day.html", context)
+
+
+class OutcomeMethodFilter(admin.SimpleListFilter):
+    title = "match method"
+    parameter_name = "method"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list:
+        return [(value or "none", label) for value, label in ClearingLine.MatchMethod.choices]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() is None:
+            return queryset
+        return queryset.filter(match_method="" if self.value() == "none" else self.value())
+
+
+@admin.register(ClearingLine)
+class ClearingLineAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "id",
+        "file",
+        "line_number",
+        "transaction_token",
+        "record_type",
+        "amount",
+        "debit_credit",
+        "outcome",
+        "match_method",
+        "error_code",
+        "message",
+    ]
+    list_filter = ["outcome", OutcomeMethodFilter, "error_code", "debit_credit"]
+    search_fields = ["=line_key", "=transaction_token", "=card_token", "=preceding_token"]
+    list_select_related = ["file"]
+    raw_id_fields = ["file", "hold", "clearing", "ledger_transaction"]
+    show_full_result_count = False
+    ordering = ["-pk"]
+
+    @admin.display(description="amount", ordering="amount_minor")
+    def amount(self, line: ClearingLine) -> str:
+        if line.amount_minor is None:
+            return "-"
+        try:
+            return format_money(line.amount_minor, line.currency_code)
+        except DomainError:
+            return str(line.amount_minor)

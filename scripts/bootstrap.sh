@@ -34,8 +34,23 @@ ensure_dotenv() {
     log "created .env from .env.example"
 }
 
+# Debian's Chromium for the browser tests (tests/browser/): Playwright launches this binary
+# and never downloads a browser of its own. Without it those tests are skipped, so on CI a
+# failed install is an error.
+ensure_chromium() {
+    [[ -x /usr/bin/chromium ]] && return 0
+    log "installing Debian package: chromium (for the browser tests)"
+    if as_root apt-get update && as_root env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y chromium; then
+        return 0
+    fi
+    [[ -n "${CI:-}" ]] && die "could not install chromium: the browser tests need it on CI"
+    warn "could not install chromium: tests/browser/ will be skipped"
+}
+
 main() {
     ensure_packages
+    ensure_chromium
     ensure_venv
     ensure_dotenv
     mkdir -p "$RUN_DIR" "$LOG_DIR"

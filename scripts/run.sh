@@ -127,8 +127,12 @@ main() {
     fi
     mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
     start_ledger_writer
-    log "loading the Redis balance cache from the ledger"
-    manage rebuild_balance_cache
+    if running_or_clean "$GUNICORN_PID" gunicorn; then
+        log "gateway already serving: the Redis cache is live, not rebuilt"
+    else
+        log "loading the Redis balance cache from the ledger"
+        manage rebuild_balance_cache
+    fi
     start_gunicorn
     start_worker
     start_beat

@@ -88,7 +88,7 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 
-# Bad input gets a 4xx, never a 500: Django refuses bodies above this size with a 400.
+# Bad input gets a 4xx, never a 500: bodies above this size are refused with a 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MAX_REQUEST_BYTES", default=64 * 1024)
 
 REST_FRAMEWORK = {
@@ -155,7 +155,10 @@ LOGGING = {
 # The JIT gateway's Redis: short timeouts so a slow Redis trips the breaker, not Marqeta's 3 s.
 JIT_REDIS_TIMEOUT_MS = env.int("JIT_REDIS_TIMEOUT_MS", default=50)
 JIT_REDIS_CLUSTER = env.bool("JIT_REDIS_CLUSTER", default=False)
-JIT_IDEMPOTENCY_TTL_SECONDS = env.int("JIT_IDEMPOTENCY_TTL_SECONDS", default=35 * 24 * 3600)
+# How long a JIT answer is replayable and a hold/applied marker kept in Redis: longer than
+# the longest hold (30 days for lodging) would be costly; 14 days outlives Marqeta's webhook
+# retries (12 days) and any JIT retry. Open holds older than this are reloaded by a rebuild.
+JIT_IDEMPOTENCY_TTL_SECONDS = env.int("JIT_IDEMPOTENCY_TTL_SECONDS", default=14 * 24 * 3600)
 JIT_STANDIN_SPOOL = env(
     "JIT_STANDIN_SPOOL", default=str(BASE_DIR / "var" / "spool" / "standin.jsonl")
 )
@@ -185,4 +188,32 @@ CELERY_BEAT_SCHEDULE |= {
 CELERY_BEAT_SCHEDULE["reconciliation.check_cache_drift"] = {
     "task": "reconciliation.tasks.check_cache_drift_task",
     "schedule": 600.0,
+}
+
+# Clearing files (reconciliation/clearing.py, docs/clearing-files.md).
+# CLEARING_INBOX_URL (above) is any fsspec URL: a local directory by default; sftp:// needs
+# `sshfs` and s3:// needs `s3fs` installed (not in requirements.txt).
+CLEARING_BATCH_LINES = env.int("CLEARING_BATCH_LINES", default=1000)  # lines per transaction
+CLEARING_FUZZY_TOLERANCE_PERCENT = env.int("CLEARING_FUZZY_TOLERANCE_PERCENT", default=20)
+CLEARING_FUZZY_WINDOW_DAYS = env.int("CLEARING_FUZZY_WINDOW_DAYS", default=7)
+CLEARING_STALL_MINUTES = env.int("CLEARING_STALL_MINUTES", default=15)  # then queued again
+HOLD_EXPIRY_BATCH = env.int("HOLD_EXPIRY_BATCH", default=500)
+STALE_HOLD_WARNING_HOURS = env.int("STALE_HOLD_WARNING_HOURS", default=24)  # before expiry
+STALE_HOLD_OVERDUE_HOURS = env.int("STALE_HOLD_OVERDUE_HOURS", default=6)  # still open after
+CELERY_TASK_ROUTES |= {
+    "reconciliation.tasks.ingest_clearing_file_task": {"queue": "clearing"},
+    "reconciliation.tasks.pull_clearing_files_task": {"queue": "clearing"},
+    "reconciliation.tasks.expire_holds_task": {"queue": "clearing"},
+}
+CELERY_BEAT_SCHEDULE["reconciliation.pull_clearing_files"] = {
+    "task": "reconciliation.tasks.pull_clearing_files_task",
+    "schedule": timedelta(minutes=5),
+}
+CELERY_BEAT_SCHEDULE["reconciliation.expire_holds"] = {
+    "task": "reconciliation.tasks.expire_holds_task",
+    "schedule": timedelta(hours=1),
+}
+CELERY_BEAT_SCHEDULE["reconciliation.flag_negative_balances"] = {
+    "task": "reconciliation.tasks.flag_negative_balances_task",
+    "schedule": 300.0,
 }

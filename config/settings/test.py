@@ -21,3 +21,5 @@ STORAGES = {
 MIDDLEWARE = [name for name in MIDDLEWARE if not name.startswith("whitenoise.")]
 # Tasks queued by tests go to a broker database of their own (a dev worker never sees them).
 CELERY_BROKER_URL = env("TEST_CELERY_BROKER_URL", default="redis://127.0.0.1:56379/3")
+# A loaded CI box can stall a 50 ms Redis call; tests of the fallback stop Redis outright.
+JIT_REDIS_TIMEOUT_MS = 1_000

@@ -237,6 +237,7 @@ if op == 'auth' or op == 'verify' then
     available = redis.call('HINCRBY', KEYS[1], 'available', -amount)
     redis.call('HSET', KEYS[4], 'amount', amount, 'remaining', amount, 'at', now_ms,
                'root', KEYS[5])
+    redis.call('EXPIRE', KEYS[4], tonumber(ARGV[10]))  -- outlives any hold and its webhooks
     if KEYS[5] ~= KEYS[4] then redis.call('HINCRBY', KEYS[5], 'remaining', amount) end
     bump_usage(KEYS[6])
     bump_usage(KEYS[7])
@@ -248,6 +249,7 @@ elseif op == 'standin' then
   available = redis.call('HINCRBY', KEYS[1], 'available', -amount)
   redis.call('HSET', KEYS[4], 'amount', amount, 'remaining', amount, 'at', now_ms,
              'root', KEYS[5])
+  redis.call('EXPIRE', KEYS[4], tonumber(ARGV[10]))
 elseif op == 'deny' then
   decline('TRANSACTION_NOT_PERMITTED', ARGV[13])
 elseif op == 'release' or op == 'clear' or op == 'force' or op == 'credit' then

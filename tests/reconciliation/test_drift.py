@@ -29,3 +29,16 @@ def test_given_cache_in_step_when_checked_then_no_exception(funded_card):
     put_in_cache(funded_card)
     assert record_cache_drift(settle_seconds=0) == 0
     assert not ReconciliationException.objects.exists()
+
+
+def test_given_overdraft_from_a_force_post_when_flagged_then_one_negative_balance_exception(
+    funded_wallet,
+):
+    from ledger.services import force_post
+    from reconciliation.drift import record_negative_balances
+
+    force_post(wallet=funded_wallet, amount_minor=12_000, clearing_key="force-1")
+    assert record_negative_balances() == 1
+    assert record_negative_balances() == 1  # the same flag: the same exception
+    exception = ReconciliationException.objects.get(kind="negative_balance")
+    assert (exception.amount_minor, exception.user_token) == (-2_000, funded_wallet.holder_token)
