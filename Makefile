@@ -4,7 +4,7 @@ SHELL := /bin/bash
 VENV := .venv
 ARGS ?=
 
-.PHONY: help run stop test lint fmt services shell
+.PHONY: help run stop test lint fmt services shell demo bench-jit bench-clearing
 
 help: ## List the targets (default)
 	@echo "Targets:"
@@ -30,6 +30,15 @@ services: ## Start PostgreSQL and Redis only
 
 shell: ## Django shell (services started, .env loaded)
 	@bash scripts/manage.sh shell
+
+demo: ## After make run: a fake Marqeta day (5 cards, 200 auths, seed 42), checked
+	@bash scripts/demo.sh $(ARGS)
+
+bench-jit: ## Benchmark the JIT gateway vs bare Django and naive PostgreSQL (docs/benchmarks.md)
+	@bash bench/jit.sh
+
+bench-clearing: ## Benchmark clearing-file ingestion vs a bare csv parse and a naive ORM ingest
+	@bash bench/clearing.sh
 
 $(VENV)/bin/ruff:
 	@bash scripts/bootstrap.sh

@@ -210,3 +210,23 @@ def load_scripts() -> None:
     """Load the decision script into Redis ahead of traffic, so no request pays SCRIPT LOAD."""
     script = _script("decide")
     gateway_redis().script_load(script.script)
+
+
+def stored_answer(jit_request: JitRequest) -> ScriptAnswer | None:
+    """The answer the script stored for this token, if it ran (a timed-out call may have)."""
+    stored = gateway_redis().get(
+        keys.idempotency_key(jit_request.user_token, jit_request.jit_token)
+    )
+    if stored is None:
+        return None
+    first = simplejson.loads(stored)
+    if first.get("fp") != fingerprint(jit_request):
+        return ScriptAnswer("conflict", "", "IDEMPOTENCY_CONFLICT", None, "", "")
+    return ScriptAnswer(
+        outcome="replay",
+        decline_reason=first.get("dr", ""),
+        reason_code=first.get("rc", ""),
+        available_minor=int(first["av"]) if first.get("av") not in ("", None) else None,
+        rule_hits=first.get("rh", ""),
+        extra=first.get("x", ""),
+    )

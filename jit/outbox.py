@@ -22,14 +22,14 @@ from redis.cluster import RedisCluster
 from cards.models import FundingAccount
 from cards.selectors import hold_expires_at
 from config.errors import DomainError
-from jit import keys
+from jit import cache, keys
 from jit.methods import Op
 from jit.models import JitDecision
-from jit.receivers import GATEWAY_ACTOR
+from jit.receivers import GATEWAY_ACTOR, STANDIN_ACTOR
 from jit.redis_client import maintenance_redis
 from ledger import services as ledger
 from ledger.errors import HoldNotOpen
-from ledger.models import Hold, Wallet
+from ledger.models import Hold, HoldRelease, Wallet
 
 logger = logging.getLogger("jit.outbox")
 GROUP = "ledger-writer"
@@ -244,6 +244,8 @@ def apply_event(
     own events did; stand-ins replayed from the spool did not.
     """
     if existing := JitDecision.objects.filter(jit_funding_token=event.fields["jit"]).first():
+        if existing.outcome != event.fields["outcome"] and event.fields["op"] == Op.AUTH:
+            _settle_disagreement(existing, event, wallets, is_fallback=is_fallback)
         return existing
     decision = _decision_row(event)
     decision.is_fallback = is_fallback
@@ -272,6 +274,45 @@ def apply_event(
         logger.error("outbox %s: ledger refused: %s", decision.jit_funding_token, error)
     decision.save()
     return decision
+
+
+def _settle_disagreement(
+    existing: JitDecision, event: OutboxEvent, wallets: Wallets, *, is_fallback: bool
+) -> None:
+    """A Redis call that timed out may still have run: the script decided one thing, the
+    stand-in policy answered another. What Marqeta was told (the stand-in's answer) wins.
+
+    - The script's event arrives after the stand-in's row: the ledger already follows the
+      answer; only the cache moved for an approval nobody was told of, so give it back.
+    - The stand-in's row arrives after the script's: post the answer over the decision.
+    """
+    if not is_fallback:
+        if existing.is_fallback and existing.outcome == "declined":
+            cache.apply_available_delta(
+                user_token=existing.user_token,
+                ledger_key=f"void:jit:{existing.jit_funding_token}",
+                delta_minor=int(event.fields["amount"]),
+            )
+        return
+    if existing.outcome == "approved" and existing.hold is not None:
+        ledger.release_hold(
+            hold=existing.hold,
+            release_key=f"answered-declined:{existing.jit_funding_token}",
+            reason=HoldRelease.Reason.DECLINED_BY_NETWORK,
+            actor=STANDIN_ACTOR,
+        )
+    elif existing.outcome == "declined" and int(event.fields["amount"]):
+        account = wallets.funding_account(existing.user_token, existing.currency_code)
+        existing.hold = _place_hold(
+            event, account.wallet, existing.decided_at, account.cardholder.program,
+            actor=STANDIN_ACTOR, is_standin=True,
+        )  # fmt: skip
+    existing.outcome = event.fields["outcome"]
+    existing.decline_reason = event.fields.get("decline", "")
+    existing.reason_code = event.fields.get("reason", "")
+    existing.is_fallback = True
+    existing.ledger_error = "the gateway timed out after deciding; the stand-in answer stands"
+    existing.save()
 
 
 def write_batch(client: redis.Redis, events: list[OutboxEvent]) -> int:

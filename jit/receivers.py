@@ -21,6 +21,7 @@ from ledger.signals import available_changed, wallet_opened
 
 logger = logging.getLogger("jit.cache")
 GATEWAY_ACTOR = "jit-gateway"  # postings the ledger writer makes from decision events
+STANDIN_ACTOR = "jit-standin"  # postings of stand-in answers: the cache learns of them here
 
 
 @receiver(wallet_opened, dispatch_uid="jit.cache.wallet_opened")

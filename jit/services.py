@@ -58,6 +58,11 @@ def decide_jit_funding(jit_request: JitRequest, *, received_at_us: int) -> JitAn
     if breaker.allow():
         try:
             script = cache.run_decision(jit_request, received_at_us=received_at_us)
+        except redis.TimeoutError:
+            # the script may have run: its stored answer, if any, is the one to give
+            breaker.record_failure()
+            if (script := _answer_after_timeout(jit_request)) is not None:
+                return _answer_from_script(jit_request, script)
         except (redis.RedisError, OSError) as error:
             breaker.record_failure()
             logger.warning(
@@ -69,6 +74,13 @@ def decide_jit_funding(jit_request: JitRequest, *, received_at_us: int) -> JitAn
             breaker.record_success()
             return _answer_from_script(jit_request, script)
     return _stand_in(jit_request, received_at_us)
+
+
+def _answer_after_timeout(jit_request: JitRequest) -> cache.ScriptAnswer | None:
+    try:
+        return cache.stored_answer(jit_request)
+    except (redis.RedisError, OSError):
+        return None  # still unknown: the stand-in answers, the ledger writer reconciles
 
 
 def _answer_from_script(jit_request: JitRequest, script: cache.ScriptAnswer) -> JitAnswer:

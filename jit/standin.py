@@ -12,9 +12,9 @@ from django.conf import settings
 from django.db import transaction
 
 from jit.outbox import OutboxEvent, Wallets, apply_event
+from jit.receivers import STANDIN_ACTOR
 
 logger = logging.getLogger("jit.standin")
-STANDIN_ACTOR = "jit-standin"  # not the gateway: the cache learns of these postings on commit
 
 
 @dataclass(frozen=True, slots=True)

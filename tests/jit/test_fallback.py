@@ -161,3 +161,65 @@ def test_given_approve_up_to_policy_when_redis_stopped_mid_traffic_then_nothing_
     assert balances(funded_wallet) == (10_000 - 3_000 - 4_000 - 1_000, 8_000)
     assert not NegativeBalance.objects.exists()
     assert_ledger_consistent()
+
+
+def _timed_out_after_deciding(card):
+    """The script approved (hold, outbox) but the call timed out and the stand-in declined."""
+    from jit import cache
+    from jit.marqeta import parse_jit_request
+    from jit.services import now_us
+
+    jit_request = parse_jit_request(jit_body(card, token="jit-late", amount="30.00").encode())
+    assert cache.run_decision(jit_request, received_at_us=now_us()).outcome == "approved"
+    approved, reason = fallback.stand_in_decision(jit_request)  # DECLINE_ALL
+    assert approved is False
+    fallback.spool_stand_in(
+        jit_request, approved=False, reason_code=reason, received_at_us=now_us()
+    )
+
+
+@pytest.mark.parametrize("writer_first", [True, False])
+@pytest.mark.django_db
+def test_given_script_approved_but_stand_in_declined_when_both_recorded_then_the_answer_wins(
+    funded_card, funded_wallet, django_capture_on_commit_callbacks, writer_first
+):
+    from jit import cache
+
+    put_in_cache(funded_card)
+    _timed_out_after_deciding(funded_card)
+    # when: the ledger writer and the spool replay run, in either order
+    with django_capture_on_commit_callbacks(execute=True):
+        if writer_first:
+            drain_outbox()
+            replay_standin_spool()
+        else:
+            replay_standin_spool()
+            drain_outbox()
+    # then: Marqeta was told "declined", so nothing stays held and the cache agrees
+    decision = JitDecision.objects.get(jit_funding_token="jit-late")
+    assert (decision.outcome, decision.is_fallback) == ("declined", True)
+    assert balances(funded_wallet) == (10_000, 0)
+    assert cache.cached_available(user_token=funded_card.cardholder.token) == 10_000
+    assert_ledger_consistent()
+
+
+@pytest.mark.django_db
+def test_given_redis_times_out_after_deciding_when_answering_then_the_stored_answer_is_given(
+    client, marqeta_auth, funded_card, monkeypatch
+):
+    from jit import cache
+
+    put_in_cache(funded_card)
+    decide = cache.run_decision
+
+    def decides_then_times_out(*args, **kwargs):
+        decide(*args, **kwargs)
+        raise redis.TimeoutError("Timeout reading from socket")
+
+    monkeypatch.setattr(cache, "run_decision", decides_then_times_out)
+    # when
+    response = post(client, funded_card, marqeta_auth, "jit-slow", "30.00")
+    # then: the approval the script made, not a stand-in decline
+    assert response.status_code == 200
+    assert "fallback" not in json.loads(response.content)["jit_funding"]["tags"]
+    assert cache.cached_available(user_token=funded_card.cardholder.token) == 7_000
