@@ -18,6 +18,7 @@
 #   processes to leave the CPUs idle, before the run and before each scenario
 # BENCH_SERVER_CPUS ("" = all) BENCH_PORT (8099) BENCH_RESEED (1 = rebuild the template)
 # BENCH_SKIP (scenario names, comma-separated, e.g. "naive|cold")
+# BENCH_KEEP_REDIS (1 = leave Redis DB 9 as the run left it; by default it is flushed at the end)
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
@@ -176,7 +177,9 @@ main() {
         --skip "${BENCH_SKIP:-}"
     stop_server
     log "checking for overspend and writing the drain account's decisions to the ledger"
-    manage bench_report --run-dir "$RUN"
+    local flush=(--flush)
+    [[ "${BENCH_KEEP_REDIS:-0}" == 1 ]] && flush=()
+    manage bench_report --run-dir "$RUN" "${flush[@]}"
     log "report: $RUN/report.md"
 }
 

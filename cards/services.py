@@ -547,7 +547,7 @@ _RULE_PARAM_CHECKS: dict[str, Callable[[object], object]] = {
     "mccs": _clean_rule_mccs,
     "home_country": _clean_rule_country,
     "count": _rule_whole(1, 10_000, "count"),
-    "seconds": _rule_whole(1, 86_400, "seconds"),
+    "seconds": _rule_whole(1, 3_600, "seconds"),  # decide.lua keeps one hour of attempts
     "amount_minor": _rule_whole(1, MAX_MINOR - 1, "amount_minor"),
     "multiple": _rule_whole(2, 1_000, "multiple"),
     "min_history": _rule_whole(1, 10_000, "min_history"),

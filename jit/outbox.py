@@ -56,14 +56,24 @@ def ensure_groups(client: redis.Redis) -> None:
                 raise
 
 
-def read_batch(client: redis.Redis, *, consumer: str, count: int, block_ms: int) -> list:
+def shard_streams(shard: int = 0, shards: int = 1) -> list[str]:
+    """The outbox streams writer `shard` of `shards` owns. A partition (so a cardholder, so a
+    hold chain) always goes to the same writer, in order."""
+    return [keys.outbox_key(number) for number in range(shard, keys.PARTITIONS, shards)]
+
+
+def read_batch(
+    client: redis.Redis,
+    *,
+    consumer: str,
+    count: int,
+    block_ms: int,
+    streams: list[str] | None = None,
+) -> list:
     """This consumer's pending events first (after a crash), then new ones."""
+    owned = streams or keys.all_outbox_keys()
     # One XREADGROUP can name keys of one cluster slot only: on a cluster, one call a stream.
-    groups = (
-        [[key] for key in keys.all_outbox_keys()]
-        if isinstance(client, RedisCluster)
-        else [keys.all_outbox_keys()]
-    )
+    groups = [[key] for key in owned] if isinstance(client, RedisCluster) else [owned]
     events = []
     for streams in groups:
         pending = client.xreadgroup(GROUP, consumer, dict.fromkeys(streams, "0"), count=count)

@@ -8,7 +8,6 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 GUNICORN_PID="$RUN_DIR/gunicorn.pid"
 WORKER_PID="$RUN_DIR/celery-worker.pid"
 BEAT_PID="$RUN_DIR/celery-beat.pid"
-WRITER_PID="$RUN_DIR/ledger-writer.pid"
 HEALTH_URL="http://127.0.0.1:$WEB_PORT/healthz"
 
 # Django management command with the venv's Python.
@@ -49,16 +48,21 @@ start_gunicorn() {
         --error-logfile "$LOG_DIR/gunicorn.log"
 }
 
-# The ledger writer: drains the JIT decision streams (Redis) into PostgreSQL.
-start_ledger_writer() {
-    if running_or_clean "$WRITER_PID" run_ledger_writer; then
-        log "ledger writer already running (pid $(pid_of "$WRITER_PID"))"
-        return 0
-    fi
-    log "starting the ledger writer"
-    nohup "$PY" "$ROOT/manage.py" run_ledger_writer --consumer writer-1 \
-        >>"$LOG_DIR/ledger-writer.log" 2>&1 </dev/null &
-    echo $! >"$WRITER_PID"
+# The ledger writers: drain the JIT decision streams (Redis) into PostgreSQL, each owning
+# half of the outbox partitions (a cardholder's events stay in order on one writer).
+start_ledger_writers() {
+    local shard pidfile
+    for shard in 0 1; do
+        pidfile="$RUN_DIR/ledger-writer-$shard.pid"
+        if running_or_clean "$pidfile" run_ledger_writer; then
+            log "ledger writer $shard already running (pid $(pid_of "$pidfile"))"
+            continue
+        fi
+        log "starting ledger writer $shard (outbox partitions $shard, $((shard + 2)), ...)"
+        nohup "$PY" "$ROOT/manage.py" run_ledger_writer --consumer "writer-$shard" \
+            --shard "$shard/2" >>"$LOG_DIR/ledger-writer-$shard.log" 2>&1 </dev/null &
+        echo $! >"$pidfile"
+    done
 }
 
 # Celery worker consuming every queue the app uses.
@@ -126,7 +130,7 @@ main() {
         rm -rf "$PROMETHEUS_MULTIPROC_DIR"
     fi
     mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
-    start_ledger_writer
+    start_ledger_writers
     if running_or_clean "$GUNICORN_PID" gunicorn; then
         log "gateway already serving: the Redis cache is live, not rebuilt"
     else

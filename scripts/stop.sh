@@ -30,7 +30,8 @@ stop_pidfile() {
 
 main() {
     stop_pidfile gunicorn "$RUN_DIR/gunicorn.pid" gunicorn
-    stop_pidfile "ledger writer" "$RUN_DIR/ledger-writer.pid" run_ledger_writer
+    stop_pidfile "ledger writer 0" "$RUN_DIR/ledger-writer-0.pid" run_ledger_writer
+    stop_pidfile "ledger writer 1" "$RUN_DIR/ledger-writer-1.pid" run_ledger_writer
     stop_pidfile "celery worker" "$RUN_DIR/celery-worker.pid" celery
     stop_pidfile "celery beat" "$RUN_DIR/celery-beat.pid" celery
     bash "$ROOT/scripts/services.sh" stop

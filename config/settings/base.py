@@ -150,10 +150,12 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
+    # A 402 is an everyday JIT decline, logged by the gateway itself; keep 5xx from Django.
+    "loggers": {"django.request": {"level": "ERROR"}},
 }
 
 # The JIT gateway's Redis: short timeouts so a slow Redis trips the breaker, not Marqeta's 3 s.
-JIT_REDIS_TIMEOUT_MS = env.int("JIT_REDIS_TIMEOUT_MS", default=50)
+JIT_REDIS_TIMEOUT_MS = env.int("JIT_REDIS_TIMEOUT_MS", default=150)
 JIT_REDIS_CLUSTER = env.bool("JIT_REDIS_CLUSTER", default=False)
 # How long a JIT answer is replayable and a hold/applied marker kept in Redis: longer than
 # the longest hold (30 days for lodging) would be costly; 14 days outlives Marqeta's webhook
