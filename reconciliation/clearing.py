@@ -46,8 +46,7 @@ from django.utils import timezone
 from config.errors import DomainError
 from ledger import services as ledger
 from ledger.errors import CurrencyMismatch
-from ledger.models import Clearing, Hold, LedgerTransaction, NegativeBalance, Wallet
-from ledger.selectors import wallet_balances
+from ledger.models import Clearing, Hold, LedgerTransaction, Wallet
 from reconciliation import selectors
 from reconciliation.clearing_csv import (
     BadClearingFile,
@@ -65,7 +64,7 @@ from reconciliation.errors import UnknownCardOrUser
 from reconciliation.inbox import Inbox, InboxFile, InboxUnavailable, open_inbox, open_stored
 from reconciliation.models import ClearingFile, ClearingLine
 from reconciliation.models import ExceptionKind as Kind
-from reconciliation.services import open_exception
+from reconciliation.services import flag_negative_balance, open_exception
 
 logger = logging.getLogger("reconciliation.clearing")
 Outcome, Method = ClearingLine.Outcome, ClearingLine.MatchMethod
@@ -832,23 +831,8 @@ class Batch:
 
     def _flag_negative(self, row: ClearingRow, wallet: Wallet, posting: LedgerTransaction) -> None:
         """One exception per negative episode, the same one a webhook would open."""
-        available = wallet_balances(wallet=wallet).available_minor
-        if available >= 0:
-            return
-        episode = (
-            NegativeBalance.objects.filter(account_id=wallet.available_id, resolved_at__isnull=True)
-            .order_by("pk")
-            .first()
-        )
-        open_exception(
-            kind=Kind.NEGATIVE_BALANCE,
-            dedupe_key=f"negative_balance:{episode.pk if episode else posting.pk}",
-            ledger_transaction=episode.opened_by if episode else posting,
-            card_token=row.card_token,
-            user_token=wallet.holder_token,
-            amount_minor=available,
-            currency_code=wallet.currency_code,
-            details=self._details(row, available_minor=available, posting=posting.idempotency_key),
+        flag_negative_balance(
+            wallet=wallet, posting=posting, card_token=row.card_token, details=self._details(row)
         )
 
 

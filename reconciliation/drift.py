@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.utils import timezone
 
 from jit.drift import find_drift
-from reconciliation.services import open_exception
+from reconciliation.services import negative_balance_dedupe_key, open_exception
 
 
 def record_cache_drift(*, settle_seconds: float = 2.0) -> int:
@@ -38,7 +38,7 @@ def record_negative_balances() -> int:
     for flag in flags:
         open_exception(
             kind="negative_balance",
-            dedupe_key=f"negative_balance:{flag.pk}",
+            dedupe_key=negative_balance_dedupe_key(pk=flag.pk),
             ledger_transaction=flag.opened_by,
             user_token=holders.get(flag.account_id, ""),
             amount_minor=flag.balance_minor,

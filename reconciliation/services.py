@@ -541,7 +541,19 @@ def _matched_hold(txn: MarqetaTransaction, account: CardAccount) -> Hold:
     return hold
 
 
-def _flag_negative(step: Step, wallet: Wallet, posting: LedgerTransaction) -> None:
+def negative_balance_dedupe_key(*, pk: int) -> str:
+    """One exception per negative episode (the ledger's NegativeBalance flag), whoever opens it."""
+    return f"negative_balance:{pk}"
+
+
+def flag_negative_balance(
+    *,
+    wallet: Wallet,
+    posting: LedgerTransaction,
+    card_token: str,
+    webhook_event: WebhookEvent | None = None,
+    details: dict[str, Any] | None = None,
+) -> None:
     """A posting that leaves available below zero opens one exception per negative episode."""
     available = wallet_balances(wallet=wallet).available_minor
     if available >= 0:
@@ -553,14 +565,24 @@ def _flag_negative(step: Step, wallet: Wallet, posting: LedgerTransaction) -> No
     )
     open_exception(
         kind=Kind.NEGATIVE_BALANCE,
-        dedupe_key=f"negative_balance:{episode.pk if episode else posting.pk}",
+        dedupe_key=negative_balance_dedupe_key(pk=episode.pk if episode else posting.pk),
         ledger_transaction=episode.opened_by if episode else posting,
-        webhook_event=step.event,
-        card_token=step.txn.card_token,
+        webhook_event=webhook_event,
+        card_token=card_token,
         user_token=wallet.holder_token,
         amount_minor=available,
         currency_code=wallet.currency_code,
-        details={"available_minor": available, "posting": posting.idempotency_key},
+        details={
+            **(details or {}),
+            "available_minor": available,
+            "posting": posting.idempotency_key,
+        },
+    )
+
+
+def _flag_negative(step: Step, wallet: Wallet, posting: LedgerTransaction) -> None:
+    flag_negative_balance(
+        wallet=wallet, posting=posting, card_token=step.txn.card_token, webhook_event=step.event
     )
 
 

@@ -18,25 +18,9 @@ from pathlib import Path
 
 from jit.simulator.model import Event
 from ledger.money import to_decimal
+from reconciliation.clearing_csv import HEADER
 
-COLUMNS = (
-    "record_type",
-    "transaction_token",
-    "network_reference_id",
-    "preceding_related_transaction_token",
-    "jit_funding_token",
-    "original_jit_funding_token",
-    "card_token",
-    "user_token",
-    "amount",
-    "debit_credit",
-    "currency",
-    "settlement_date",
-    "is_final_clearing",
-    "amount_to_be_released",
-    "mcc",
-    "merchant_name",
-)
+COLUMNS = HEADER  # the layout is reconciliation's (MARQETA.md §12): one definition
 
 
 @dataclass(frozen=True, slots=True)
