@@ -179,31 +179,21 @@ def _apply_advice(event: OutboxEvent, wallet: Wallet, actor: str) -> None:
     key = meta.get("txn") or event.fields["jit"]
     if amount == 0:
         return
-    if op == Op.RELEASE or op == Op.CLEAR:
-        hold = _root_hold(meta, event.fields["jit"])
+    hold = _root_hold(meta, event.fields["jit"]) if op in (Op.RELEASE, Op.CLEAR) else None
+    if op == Op.RELEASE:
         if hold is None:
-            if op == Op.CLEAR:  # the authorization never reached us: charge it as a force post
-                ledger.force_post(
-                    wallet=wallet,
-                    amount_minor=amount,
-                    clearing_key=key,
-                    merchant=_merchant(meta),
-                    actor=actor,
-                )
-                return
             raise HoldNotOpen(f"no hold for {meta.get('original')} to release")
-        if op == Op.RELEASE:
-            ledger.release_hold(hold=hold, release_key=key, amount_minor=amount, actor=actor)
-        else:
-            ledger.clear_hold(
-                hold=hold,
-                amount_minor=amount,
-                clearing_key=key,
-                is_final=bool(meta.get("final", True)),
-                merchant=_merchant(meta),
-                actor=actor,
-            )
-    elif op == Op.FORCE:
+        ledger.release_hold(hold=hold, release_key=key, amount_minor=amount, actor=actor)
+    elif op == Op.CLEAR and hold is not None:
+        ledger.clear_hold(
+            hold=hold,
+            amount_minor=amount,
+            clearing_key=key,
+            is_final=bool(meta.get("final", True)),
+            merchant=_merchant(meta),
+            actor=actor,
+        )
+    elif op in (Op.CLEAR, Op.FORCE):  # a clearing whose authorization never reached us: forced
         ledger.force_post(
             wallet=wallet,
             amount_minor=amount,
