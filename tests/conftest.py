@@ -12,6 +12,7 @@ from rest_framework.test import APIClient
 from cards.models import Card
 from cards.selectors import funding_account_for
 from cards.services import deposit_funds
+from jit import fallback
 from ledger.models import Wallet
 from tests.cards.factories import CardFactory
 
@@ -23,6 +24,18 @@ def _clean_redis():
     connection.flushdb()
     yield
     connection.flushdb()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_fallback(tmp_path, settings):
+    """Every test starts with a closed breaker, the default policy and its own spool file."""
+    settings.JIT_STANDIN_SPOOL = str(tmp_path / "standin.jsonl")
+    fallback.install_policy(fallback.StandInPolicy())
+    fallback.breaker().record_success()
+    fallback.forget_stand_ins()
+    yield
+    fallback.install_policy(fallback.StandInPolicy())
+    fallback.breaker().record_success()
 
 
 @pytest.fixture

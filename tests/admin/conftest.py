@@ -12,10 +12,9 @@ from jit.redis_client import reset_clients
 from tests.jit import conftest as jit_fixtures
 from tests.jit.conftest import JSON, jit_body
 
-# The gateway's fixtures: Marqeta's credentials, a funded card in Redis, a fresh breaker.
+# The gateway's fixtures: Marqeta's credentials, a funded card in Redis.
 marqeta_auth = jit_fixtures.marqeta_auth
 card_in_cache = jit_fixtures.card_in_cache
-fresh_fallback = jit_fixtures._fresh_fallback  # autouse: each test starts with a closed breaker
 
 
 def login(user) -> Client:

@@ -26,7 +26,6 @@ from django.db import connections
 from cards import services
 from cards.models import Card, VelocityLimit
 from cards.selectors import funding_account_for
-from jit import fallback
 from ledger.models import Wallet
 from tests.jit.conftest import jit_body, put_in_cache
 
@@ -56,18 +55,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "browser" in item.keywords:
             item.add_marker(skip)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_fallback(tmp_path, settings):
-    """A closed breaker, the default stand-in policy and a spool file of the test's own."""
-    settings.JIT_STANDIN_SPOOL = str(tmp_path / "standin.jsonl")
-    fallback.install_policy(fallback.StandInPolicy())
-    fallback.breaker().record_success()
-    fallback.forget_stand_ins()
-    yield
-    fallback.install_policy(fallback.StandInPolicy())
-    fallback.breaker().record_success()
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 from django.conf import settings
 
 from cards.selectors import funding_account_for
-from jit import cache, fallback
+from jit import cache
 from jit.redis_client import gateway_redis
 from jit.sync import push_cards
 
@@ -97,15 +97,3 @@ def redis_commands(monkeypatch) -> list[str]:
 
     monkeypatch.setattr(client, "execute_command", recording)
     return sent
-
-
-@pytest.fixture(autouse=True)
-def _fresh_fallback(tmp_path, settings):
-    """Each test starts with a closed breaker, the default policy and its own spool file."""
-    settings.JIT_STANDIN_SPOOL = str(tmp_path / "standin.jsonl")
-    fallback.install_policy(fallback.StandInPolicy())
-    fallback.breaker().record_success()
-    fallback.forget_stand_ins()
-    yield
-    fallback.install_policy(fallback.StandInPolicy())
-    fallback.breaker().record_success()

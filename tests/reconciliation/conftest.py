@@ -23,7 +23,7 @@ from ledger.models import Wallet
 from reconciliation import services, tasks
 from reconciliation.models import WebhookEvent
 from tests.cards.factories import CardFactory
-from tests.jit.conftest import _fresh_fallback, basic, put_in_cache  # noqa: F401 - autouse
+from tests.jit.conftest import basic, put_in_cache
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "marqeta"
 JSON = "application/json"

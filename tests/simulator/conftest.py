@@ -17,7 +17,7 @@ from reconciliation import services, tasks
 from reconciliation.errors import ParentNotYetKnown
 from reconciliation.models import WebhookEvent
 from tests.cards.factories import CardFactory
-from tests.jit.conftest import _fresh_fallback, put_in_cache  # noqa: F401 - autouse
+from tests.jit.conftest import put_in_cache
 
 PENDING = [WebhookEvent.Status.RECEIVED, WebhookEvent.Status.WAITING]
 
