@@ -11,6 +11,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+import redis
 import simplejson
 from django.conf import settings
 from redis.commands.core import Script
@@ -171,17 +172,54 @@ def put_card(*, user_token: str, card_token: str, record: dict[str, str]) -> Non
     pipe.execute()
 
 
+@dataclass(frozen=True, slots=True)
+class AvailableMove:
+    """A ledger posting's move of one cardholder's cached available balance."""
+
+    user_token: str
+    ledger_key: str
+    delta_minor: int
+
+    def script_keys(self) -> list[str]:
+        if self.ledger_key.startswith(GATEWAY_HOLD_PREFIX):  # a stand-in for a token we approved
+            own_hold = keys.hold_key(
+                self.user_token, self.ledger_key.removeprefix(GATEWAY_HOLD_PREFIX)
+            )
+        else:
+            own_hold = keys.applied_key(self.user_token, f"unused:{self.ledger_key}")  # never set
+        return [
+            keys.account_key(self.user_token),
+            keys.applied_key(self.user_token, self.ledger_key),
+            own_hold,
+        ]
+
+
 def apply_available_delta(*, user_token: str, ledger_key: str, delta_minor: int) -> int | None:
     """Move the cached available balance once per ledger posting; None if not applied."""
-    if ledger_key.startswith(GATEWAY_HOLD_PREFIX):  # e.g. a stand-in for a token we approved
-        own_hold = keys.hold_key(user_token, ledger_key.removeprefix(GATEWAY_HOLD_PREFIX))
-    else:
-        own_hold = keys.applied_key(user_token, f"unused:{ledger_key}")  # never exists
+    move = AvailableMove(user_token=user_token, ledger_key=ledger_key, delta_minor=delta_minor)
     result = _apply_delta_script()(
-        keys=[keys.account_key(user_token), keys.applied_key(user_token, ledger_key), own_hold],
-        args=[delta_minor, settings.JIT_IDEMPOTENCY_TTL_SECONDS],
+        keys=move.script_keys(), args=[delta_minor, settings.JIT_IDEMPOTENCY_TTL_SECONDS]
     )
     return int(result) if result is not None else None
+
+
+def apply_available_moves(moves: list[AvailableMove]) -> None:
+    """Many moves (a clearing batch) in one pipelined round trip; each applies at most once.
+
+    A Redis Cluster client gets them one by one: a cluster pipeline runs no scripts.
+    """
+    client = maintenance_redis()
+    if not isinstance(client, redis.Redis):
+        for move in moves:
+            apply_available_delta(
+                user_token=move.user_token, ledger_key=move.ledger_key, delta_minor=move.delta_minor
+            )
+        return
+    script, ttl = _apply_delta_script(), settings.JIT_IDEMPOTENCY_TTL_SECONDS
+    pipe = client.pipeline(transaction=False)
+    for move in moves:
+        script(keys=move.script_keys(), args=[move.delta_minor, ttl], client=pipe)
+    pipe.execute()
 
 
 def cached_available(*, user_token: str) -> int | None:

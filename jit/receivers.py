@@ -16,8 +16,8 @@ from django.dispatch import receiver
 
 from cards.signals import card_config_changed
 from jit import cache
-from ledger.models import LedgerTransaction, Wallet
-from ledger.signals import available_changed, wallet_opened
+from ledger.models import Wallet
+from ledger.signals import AvailableChange, available_changed, wallet_opened
 
 logger = logging.getLogger("jit.cache")
 GATEWAY_ACTOR = "jit-gateway"  # postings the ledger writer makes from decision events
@@ -35,26 +35,26 @@ def add_wallet_to_cache(sender: type, wallet: Wallet, **_: Any) -> None:
 
 
 @receiver(available_changed, dispatch_uid="jit.cache.available_changed")
-def push_available_deltas(
-    sender: type, posting: LedgerTransaction, available_deltas: dict[int, int], **_: Any
-) -> None:
-    if posting.actor == GATEWAY_ACTOR:
+def push_available_deltas(sender: type, changes: list[AvailableChange], **_: Any) -> None:
+    """One holder lookup and one on-commit push for however many postings (a clearing batch)."""
+    changes = [change for change in changes if change.actor != GATEWAY_ACTOR]
+    if not changes:
         return
+    account_ids = {account_id for change in changes for account_id in change.deltas}
     holders = dict(
-        Wallet.objects.filter(available_id__in=available_deltas).values_list(
+        Wallet.objects.filter(available_id__in=account_ids).values_list(
             "available_id", "holder_token"
         )
     )
 
-    def push() -> None:
-        for account_id, delta in available_deltas.items():
-            cache.apply_available_delta(
-                user_token=holders[account_id],
-                ledger_key=posting.idempotency_key,
-                delta_minor=delta,
-            )
-
-    transaction.on_commit(push, robust=True)
+    moves = [
+        cache.AvailableMove(
+            user_token=holders[account_id], ledger_key=change.ledger_key, delta_minor=delta
+        )
+        for change in changes
+        for account_id, delta in change.deltas.items()
+    ]
+    transaction.on_commit(lambda: cache.apply_available_moves(moves), robust=True)
 
 
 @receiver(card_config_changed, dispatch_uid="jit.cache.card_config_changed")

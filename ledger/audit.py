@@ -34,6 +34,26 @@ def _actor_fields(actor: AbstractBaseUser | AnonymousUser | None) -> dict[str, A
     return {"actor": actor, "actor_label": actor.get_username()}
 
 
+def _audit_row(
+    *,
+    actor: AbstractBaseUser | AnonymousUser | None,
+    action: str,
+    target: models.Model,
+    reason: str = "",
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> AuditEvent:
+    return AuditEvent(
+        **_actor_fields(actor),
+        action=action,
+        target_type=target._meta.label_lower,
+        target_id=str(target.pk),
+        reason=reason,
+        before=before,
+        after=after,
+    )
+
+
 def record_audit_event(
     *,
     actor: AbstractBaseUser | AnonymousUser | None,
@@ -44,14 +64,25 @@ def record_audit_event(
     after: dict[str, Any] | None = None,
 ) -> AuditEvent:
     """Write one audit row; call it inside the transaction that makes the change."""
-    return AuditEvent.objects.create(
-        **_actor_fields(actor),
-        action=action,
-        target_type=target._meta.label_lower,
-        target_id=str(target.pk),
-        reason=reason,
-        before=before,
-        after=after,
+    event = _audit_row(
+        actor=actor, action=action, target=target, reason=reason, before=before, after=after
+    )
+    event.save()
+    return event
+
+
+def record_audit_events(
+    *,
+    actor: AbstractBaseUser | AnonymousUser | None,
+    action: str,
+    targets: list[models.Model],
+    reasons: list[str],
+    afters: list[dict[str, Any]],
+) -> None:
+    """`record_audit_event` for many targets of one action (one INSERT)."""
+    AuditEvent.objects.bulk_create(
+        _audit_row(actor=actor, action=action, target=target, reason=reason, after=after)
+        for target, reason, after in zip(targets, reasons, afters, strict=True)
     )
 
 

@@ -17,6 +17,14 @@ def lock_accounts(*, ids: Iterable[int]) -> dict[int, Account]:
 
 def lock_hold_chain(*, hold: Hold) -> list[Hold]:
     """Lock an authorization and its incrementals, oldest first."""
-    root_id = hold.original_id or hold.pk
-    rows = Hold.objects.select_for_update().filter(Q(pk=root_id) | Q(original_id=root_id))
-    return list(rows.order_by("pk"))
+    return lock_hold_chains(root_ids=[hold.original_id or hold.pk])[hold.original_id or hold.pk]
+
+
+def lock_hold_chains(*, root_ids: Iterable[int]) -> dict[int, list[Hold]]:
+    """Lock many chains in one statement (pk order): {root id: the chain, oldest first}."""
+    roots = set(root_ids)
+    rows = Hold.objects.select_for_update().filter(Q(pk__in=roots) | Q(original_id__in=roots))
+    chains: dict[int, list[Hold]] = {root_id: [] for root_id in roots}
+    for hold in rows.order_by("pk"):
+        chains[hold.original_id or hold.pk].append(hold)
+    return chains

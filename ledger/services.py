@@ -49,7 +49,7 @@ from ledger.models import (
     Wallet,
 )
 from ledger.money import currency_exponent
-from ledger.signals import available_changed, wallet_opened
+from ledger.signals import AvailableChange, available_changed, wallet_opened
 
 SYSTEM = "system"
 MARQETA = "marqeta"
@@ -69,6 +69,17 @@ class Line:
             amount_minor=self.amount_minor,
             currency_code=self.account.currency_code,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class PostingPlan:
+    """A posting worked out but not written: `post_transaction`, or a `LedgerBatch`, writes it."""
+
+    kind: Kind
+    idempotency_key: str
+    lines: list[Line]
+    memo: str = ""
+    metadata: dict[str, Any] | None = None
 
 
 def debit(account: Account, amount_minor: int) -> Line:
@@ -211,7 +222,8 @@ def post_transaction(
         for pk, delta in deltas.items()
         if delta and accounts[pk].kind == Account.Kind.AVAILABLE
     }:
-        available_changed.send(sender=LedgerTransaction, posting=posted, available_deltas=available)
+        change = AvailableChange(ledger_key=idempotency_key, actor=actor, deltas=available)
+        available_changed.send(sender=LedgerTransaction, changes=[change])
     return posted
 
 
@@ -320,17 +332,46 @@ def refund(
     metadata: dict[str, Any] | None = None,
 ) -> LedgerTransaction:
     """A merchant gives money back: settlement_payable -> available."""
+    plan = plan_refund(
+        wallet=wallet,
+        amount_minor=amount_minor,
+        refund_key=refund_key,
+        memo=memo,
+        metadata=metadata,
+    )
+    return post_plan(plan, actor=actor)
+
+
+def plan_refund(
+    *,
+    wallet: Wallet,
+    amount_minor: int,
+    refund_key: str,
+    memo: str = "",
+    metadata: dict[str, Any] | None = None,
+) -> PostingPlan:
     ensure_positive(amount_minor)
-    return post_transaction(
+    return PostingPlan(
         kind=Kind.REFUND,
         idempotency_key=f"refund:{refund_key}",
         lines=[
             debit(wallet.book.settlement_payable, amount_minor),
             credit(wallet.available, amount_minor),
         ],
-        actor=actor,
         memo=memo,
         metadata=metadata,
+    )
+
+
+def post_plan(plan: PostingPlan, *, actor: str, allow_overdraw: bool = False) -> LedgerTransaction:
+    return post_transaction(
+        kind=plan.kind,
+        idempotency_key=plan.idempotency_key,
+        lines=plan.lines,
+        actor=actor,
+        memo=plan.memo,
+        metadata=plan.metadata,
+        allow_overdraw=allow_overdraw,
     )
 
 
@@ -435,13 +476,18 @@ def _take_from_chain(chain: Sequence[Hold], amount_minor: int, *, newest_first: 
     return taken
 
 
-def _save_chain(chain: Sequence[Hold], *, close_as: HoldStatus | None) -> None:
-    now = timezone.now()
+def settle_chain(chain: Sequence[Hold], *, close_as: HoldStatus | None, now: datetime) -> None:
+    """Close the chain's open holds (as `close_as`, or CLOSED once nothing remains); in memory."""
     for hold in chain:
         if close_as and hold.status == HoldStatus.OPEN:
             hold.remaining_minor, hold.status, hold.closed_at = 0, close_as, now
         elif hold.status == HoldStatus.OPEN and sum(h.remaining_minor for h in chain) == 0:
             hold.status, hold.closed_at = HoldStatus.CLOSED, now
+
+
+def _save_chain(chain: Sequence[Hold], *, close_as: HoldStatus | None) -> None:
+    settle_chain(chain, close_as=close_as, now=timezone.now())
+    for hold in chain:
         hold.save(update_fields=["remaining_minor", "status", "closed_at"])
 
 
@@ -524,6 +570,67 @@ def _clearing_lines(wallet: Wallet, *, from_hold: int, excess: int, released: in
     return lines
 
 
+@dataclass(frozen=True, slots=True)
+class ClearingPlan:
+    """A clearing worked out in memory: its posting and the columns of its `Clearing` row."""
+
+    posting: PostingPlan
+    fields: dict[str, Any]  # Clearing's columns but `posted_by`; `wallet` and `hold` as objects
+
+    @property
+    def excess_minor(self) -> int:
+        return self.fields["excess_minor"]
+
+
+def plan_clearing(
+    *,
+    chain: Sequence[Hold] | None,
+    wallet: Wallet,
+    amount_minor: int,
+    clearing_key: str,
+    is_final: bool,
+    merchant: Merchant,
+) -> ClearingPlan:
+    """The arithmetic of a clearing, shared by `clear_hold`, `force_post` and `LedgerBatch`.
+
+    With a (locked) hold chain it takes the amount from the chain in memory, oldest first, and
+    a final clearing releases what is left; the caller then settles and saves the chain.
+    Without one it is a force post: everything from available.
+    """
+    ensure_positive(amount_minor)
+    if chain is None:
+        from_hold = released = 0
+        is_final, kind, memo = True, Kind.FORCE_POST, f"force post {merchant.merchant_name}"
+    else:
+        from_hold = _take_from_chain(
+            chain, min(amount_minor, _open_remaining(chain)), newest_first=False
+        )
+        released = _open_remaining(chain) if is_final else 0
+        kind, memo = Kind.CLEARING, f"clearing of {chain[0].authorization_key}"
+    excess = amount_minor - from_hold
+    posting = PostingPlan(
+        kind=kind,
+        idempotency_key=f"clearing:{clearing_key}",
+        lines=_clearing_lines(wallet, from_hold=from_hold, excess=excess, released=released),
+        memo=memo.strip(),
+    )
+    fields = {
+        "wallet": wallet,
+        "hold": chain[0] if chain else None,
+        "clearing_key": clearing_key,
+        "amount_minor": amount_minor,
+        "from_hold_minor": from_hold,
+        "excess_minor": excess,
+        "released_minor": released,
+        "currency_code": wallet.currency_code,
+        "is_final": is_final,
+        "card_token": merchant.card_token,
+        "mcc": merchant.mcc,
+        "merchant_name": merchant.merchant_name,
+    }
+    return ClearingPlan(posting=posting, fields=fields)
+
+
 @transaction.atomic
 def clear_hold(
     *,
@@ -547,35 +654,17 @@ def clear_hold(
     if replay := Clearing.objects.filter(clearing_key=clearing_key).first():
         _ensure_same_clearing(replay, amount_minor=amount_minor, hold_id=root.pk)
         return replay
-    from_hold = _take_from_chain(
-        chain, min(amount_minor, _open_remaining(chain)), newest_first=False
-    )
-    released = _open_remaining(chain) if is_final else 0
-    excess = amount_minor - from_hold
-    posted = post_transaction(
-        kind=Kind.CLEARING,
-        idempotency_key=f"clearing:{clearing_key}",
-        lines=_clearing_lines(wallet, from_hold=from_hold, excess=excess, released=released),
-        actor=actor,
-        memo=f"clearing of {root.authorization_key}",
-        allow_overdraw=True,
-    )
-    _save_chain(chain, close_as=HoldStatus.CLOSED if is_final else None)
-    return Clearing.objects.create(
+    plan = plan_clearing(
+        chain=chain,
         wallet=wallet,
-        hold=root,
-        clearing_key=clearing_key,
         amount_minor=amount_minor,
-        from_hold_minor=from_hold,
-        excess_minor=excess,
-        released_minor=released,
-        currency_code=wallet.currency_code,
+        clearing_key=clearing_key,
         is_final=is_final,
-        card_token=merchant.card_token,
-        mcc=merchant.mcc,
-        merchant_name=merchant.merchant_name,
-        posted_by=posted,
+        merchant=merchant,
     )
+    posted = post_plan(plan.posting, actor=actor, allow_overdraw=True)
+    _save_chain(chain, close_as=HoldStatus.CLOSED if is_final else None)
+    return Clearing.objects.create(**plan.fields, posted_by=posted)
 
 
 @transaction.atomic
@@ -593,28 +682,16 @@ def force_post(
     if replay := Clearing.objects.filter(clearing_key=clearing_key).first():
         _ensure_same_clearing(replay, amount_minor=amount_minor, hold_id=None)
         return replay
-    posted = post_transaction(
-        kind=Kind.FORCE_POST,
-        idempotency_key=f"clearing:{clearing_key}",
-        lines=_clearing_lines(wallet, from_hold=0, excess=amount_minor, released=0),
-        actor=actor,
-        memo=f"force post {merchant.merchant_name}".strip(),
-        allow_overdraw=True,
-    )
-    return Clearing.objects.create(
+    plan = plan_clearing(
+        chain=None,
         wallet=wallet,
-        hold=None,
-        clearing_key=clearing_key,
         amount_minor=amount_minor,
-        from_hold_minor=0,
-        excess_minor=amount_minor,
-        currency_code=wallet.currency_code,
+        clearing_key=clearing_key,
         is_final=True,
-        card_token=merchant.card_token,
-        mcc=merchant.mcc,
-        merchant_name=merchant.merchant_name,
-        posted_by=posted,
+        merchant=merchant,
     )
+    posted = post_plan(plan.posting, actor=actor, allow_overdraw=True)
+    return Clearing.objects.create(**plan.fields, posted_by=posted)
 
 
 # --- manual adjustments (maker-checker) -----------------------------------------------------

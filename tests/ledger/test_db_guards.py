@@ -22,7 +22,7 @@ def _insert_transaction(cursor, key: str) -> int:
 
 def test_given_raw_sql_when_unbalanced_entries_committed_then_database_refuses(funded_wallet):
     before = balances(funded_wallet)
-    # when / then: the deferred trigger fires at the constraint check
+    # when / then: the statement-level trigger refuses the INSERT itself
     with (  # noqa: PT012 - several raw statements make the one refused write
         pytest.raises(IntegrityError, match="does not balance"),
         transaction.atomic(),
