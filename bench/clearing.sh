@@ -34,9 +34,9 @@ fresh_db() { # fresh_db NAME: a clone of the populated seed
 main() {
     cd "$ROOT"
     load_env
-    export BENCH_REDIS_URL="redis://127.0.0.1:${REDIS_PORT:-56379}/11"
+    export BENCH_REDIS_URL="${BENCH_REDIS_URL:-redis://127.0.0.1:${REDIS_PORT:-56379}/11}"
     bash "$ROOT/scripts/services.sh" start
-    redis-cli -p "${REDIS_PORT:-56379}" -n 11 flushdb >/dev/null
+    redis-cli -u "$BENCH_REDIS_URL" flushdb >/dev/null
     rm -rf "$BENCH_CLEARING_OUT"
     mkdir -p "$BENCH_CLEARING_OUT"
 

@@ -23,7 +23,7 @@ inside one batch is refused (`IdempotencyConflict`) before it moves anything.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -32,6 +32,7 @@ from django.db import connection
 from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
 
+from config.copy import copy_rows
 from ledger.errors import IdempotencyConflict
 from ledger.locks import lock_accounts, lock_hold_chains
 from ledger.models import (
@@ -112,15 +113,21 @@ class LedgerBatch:
         allowed, but it takes locks out of pk order (a deadlock is then possible, and the
         caller's retry is what resolves it).
         """
-        if new_roots := set(root_ids) - self.chains.keys():
+        if new_roots := {pk for pk in root_ids if pk not in self.chains}:
             self.chains.update(lock_hold_chains(root_ids=new_roots))
-        account_ids = {
+        new_accounts = {
             pk
             for wallet in wallets
             for pk in (wallet.available_id, wallet.held_id, wallet.book.settlement_payable_id)
+            if pk not in self.accounts
         }
-        if new_accounts := account_ids - self.accounts.keys():
+        if new_accounts:
             self.accounts.update(lock_accounts(ids=new_accounts))
+
+    def root(self, root_id: int) -> Hold:
+        """The locked root hold of a chain (locked now if it was not)."""
+        self.lock(root_ids=[root_id])
+        return self.chains[root_id][0]
 
     def available_minor(self, wallet: Wallet) -> int:
         """The wallet's available balance as this batch has left it so far."""
@@ -256,9 +263,9 @@ class LedgerBatch:
             return
         with connection.cursor() as cursor:
             self._assign_ids(cursor)
-            self._copy_transactions(cursor)
-            self._copy_entries(cursor)
-            self._copy_clearings(cursor)
+            self._copy_transactions()
+            self._copy_entries()
+            self._copy_clearings()
             self._update_holds(cursor)
             self._update_accounts(cursor)
         self._record_episodes()
@@ -297,17 +304,7 @@ class LedgerBatch:
         for planned, pk in zip(clearings, clearing_ids, strict=True):
             planned.clearing_id = pk
 
-    @staticmethod
-    def _copy(
-        cursor: CursorWrapper, table: str, columns: Sequence[str], rows: Iterable[tuple]
-    ) -> None:
-        """COPY rows in (psycopg's copy; its errors wrapped as Django's, e.g. IntegrityError)."""
-        statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
-        with connection.wrap_database_errors, cursor.cursor.copy(statement) as copy:
-            for row in rows:
-                copy.write_row(row)
-
-    def _copy_transactions(self, cursor: CursorWrapper) -> None:
+    def _copy_transactions(self) -> None:
         columns = ("id", "kind", "idempotency_key", "actor", "memo", "metadata", "created_at")
         rows = (
             (
@@ -321,18 +318,18 @@ class LedgerBatch:
             )
             for planned in self.postings
         )
-        self._copy(cursor, LedgerTransaction._meta.db_table, columns, rows)
+        copy_rows(table=LedgerTransaction._meta.db_table, columns=columns, rows=rows)
 
-    def _copy_entries(self, cursor: CursorWrapper) -> None:
+    def _copy_entries(self) -> None:
         columns = ("transaction_id", "account_id", "amount_minor", "currency_code")
         rows = (
             (planned.transaction_id, line.account.pk, line.amount_minor, line.account.currency_code)
             for planned in self.postings
             for line in planned.plan.lines
         )
-        self._copy(cursor, LedgerEntry._meta.db_table, columns, rows)
+        copy_rows(table=LedgerEntry._meta.db_table, columns=columns, rows=rows)
 
-    def _copy_clearings(self, cursor: CursorWrapper) -> None:
+    def _copy_clearings(self) -> None:
         columns = (
             "id",
             "wallet_id",
@@ -356,7 +353,7 @@ class LedgerBatch:
             for planned in self.postings
             if planned.clearing
         )
-        self._copy(cursor, Clearing._meta.db_table, columns, rows)
+        copy_rows(table=Clearing._meta.db_table, columns=columns, rows=rows)
 
     def _update_holds(self, cursor: CursorWrapper) -> None:
         holds = list(self._touched_holds.values())

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Callable
-from datetime import date, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse
+from django.db.models import F, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -20,7 +24,8 @@ from django.utils.timesince import timesince
 
 from config.admin_mixins import ReadOnlyAdminMixin
 from config.errors import DomainError
-from ledger.money import format_money
+from ledger.models import Hold, HoldStatus, Wallet
+from ledger.money import format_money, to_minor
 from reconciliation import reports, services
 from reconciliation.marqeta import PINGS, TRANSACTIONS
 from reconciliation.models import (
@@ -103,8 +108,28 @@ class AgeFilter(admin.SimpleListFilter):
 Work = Callable[[ReconciliationException], Any]
 
 
+class ChangePageContextMixin:
+    """`change_view` with extra context worked out from the row (`change_page_context`)."""
+
+    def change_page_context(self, request: HttpRequest, obj: Any) -> dict[str, Any]:
+        return {}
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict | None = None,
+    ) -> HttpResponse:
+        obj = self.get_object(request, object_id)
+        extra = dict(extra_context or {})
+        if obj is not None:
+            extra.update(self.change_page_context(request, obj))
+        return super().change_view(request, object_id, form_url, extra_context=extra)
+
+
 @admin.register(ReconciliationException)
-class ReconciliationExceptionAdmin(admin.ModelAdmin):
+class ReconciliationExceptionAdmin(ChangePageContextMixin, admin.ModelAdmin):
     """The ops queue. Rows are opened by the system; people change them only through actions."""
 
     list_display = [
@@ -124,7 +149,15 @@ class ReconciliationExceptionAdmin(admin.ModelAdmin):
     show_full_result_count = False
     ordering = ["-created_at"]
     action_form = ReasonActionForm
-    actions = ["assign_to_me", "mark_in_progress", "resolve", "release_linked_hold", "note"]
+    actions = [
+        "assign_to_me",
+        "mark_in_progress",
+        "resolve",
+        "release_linked_hold",
+        "rematch_to_hold",
+        "note",
+    ]
+    change_form_template = "admin/reconciliation/reconciliationexception/change_form.html"
     readonly_fields = [
         "kind",
         "state",
@@ -250,12 +283,205 @@ class ReconciliationExceptionAdmin(admin.ModelAdmin):
             done_message="noted",
         )
 
+    # rematch an unmatched clearing to a hold ops choose (services.rematch_clearing)
+
+    @admin.action(description="Rematch to a chosen hold (one exception)", permissions=["change"])
+    def rematch_to_hold(
+        self, request: HttpRequest, queryset: QuerySet
+    ) -> HttpResponseRedirect | None:
+        """The hold is chosen on a page of its own, so this opens it for one exception."""
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one exception to rematch.", messages.ERROR)
+            return None
+        return HttpResponseRedirect(_rematch_url(queryset.get()))
+
+    def get_urls(self) -> list:
+        rematch = path(
+            "<int:exception_id>/rematch/",
+            self.admin_site.admin_view(self.rematch_view),
+            name="reconciliation_reconciliationexception_rematch",
+        )
+        return [rematch, *super().get_urls()]
+
+    def change_page_context(
+        self, request: HttpRequest, exception: ReconciliationException
+    ) -> dict[str, Any]:
+        """A "Rematch to a hold" button for Ops on the unresolved exceptions it can fix."""
+        if _offers_rematch(exception) and self.has_change_permission(request):
+            return {"rematch_url": _rematch_url(exception)}
+        return {}
+
+    def rematch_view(self, request: HttpRequest, exception_id: int) -> HttpResponse:
+        """GET: the clearing and the wallet's holds to choose from; POST: parse, call
+        `rematch_clearing`, say what it did. Ops only (the change permission)."""
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        exception = get_object_or_404(ReconciliationException, pk=exception_id)
+        form = RematchForm(request.POST if request.method == "POST" else None)
+        if form.is_bound and form.is_valid():
+            try:
+                done = services.rematch_clearing(
+                    exception=exception,
+                    hold=form.cleaned_data["hold"],
+                    actor=request.user,
+                    reason=form.cleaned_data["reason"],
+                )
+            except DomainError as error:
+                self.message_user(request, f"#{exception.pk}: {error.message}", messages.ERROR)
+            else:
+                level = messages.WARNING if done.replayed else messages.SUCCESS
+                self.message_user(request, rematch_message(done), level)
+                return HttpResponseRedirect(_change_url(exception))
+        return self._rematch_page(request, exception, form)
+
+    def _rematch_page(
+        self, request: HttpRequest, exception: ReconciliationException, form: RematchForm
+    ) -> HttpResponse:
+        if exception.is_resolved:
+            self.message_user(request, f"#{exception.pk} is resolved: {exception.resolution}")
+            return HttpResponseRedirect(_change_url(exception))
+        try:
+            unposted = services.unposted_clearing_of(exception=exception)
+        except DomainError as error:
+            self.message_user(
+                request, f"#{exception.pk} cannot be rematched: {error.message}", messages.ERROR
+            )
+            return HttpResponseRedirect(_change_url(exception))
+        search = request.GET.get("q", "").strip()
+        holds = rematch_candidates(wallet=unposted.wallet, search=search)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Rematch exception #{exception.pk} to a hold",
+            "opts": self.model._meta,
+            "exception": exception,
+            "change_url": _change_url(exception),
+            "clearing": unposted,
+            "amount": format_money(unposted.amount_minor, unposted.currency_code),
+            "search": search,
+            "candidates": [CandidateRow.of(hold) for hold in holds[:REMATCH_CANDIDATES_SHOWN]],
+            "shown_at_most": REMATCH_CANDIDATES_SHOWN,
+            "closed_within_days": REMATCH_CLOSED_WITHIN.days,
+            "form": form,
+        }
+        return TemplateResponse(
+            request, "admin/reconciliation/reconciliationexception/rematch.html", context
+        )
+
+
+REMATCH_CLOSED_WITHIN = timedelta(days=30)  # a clearing may come weeks after its hold closed
+REMATCH_CANDIDATES_SHOWN = 50
+
+
+class RematchForm(forms.Form):
+    """Parses the rematch page; `rematch_clearing` decides whether the hold may take it."""
+
+    hold = forms.ModelChoiceField(
+        queryset=Hold.objects.all(),
+        widget=forms.HiddenInput,  # the page draws the radio buttons in its table of holds
+        error_messages={"required": "Choose a hold.", "invalid_choice": "No such hold."},
+    )
+    reason = forms.CharField(
+        max_length=500, error_messages={"required": "Say why this hold is the right one."}
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateRow:
+    """One hold of the rematch page, in the wallet's currency."""
+
+    pk: int
+    authorization_key: str
+    card_token: str
+    merchant: str
+    amount: str
+    remaining: str
+    status: str
+    placed_at: datetime
+    closed_at: datetime | None
+
+    @classmethod
+    def of(cls, hold: Hold) -> CandidateRow:
+        money = partial(format_money, currency_code=hold.currency_code)
+        return cls(
+            pk=hold.pk,
+            authorization_key=hold.authorization_key,
+            card_token=hold.card_token,
+            merchant=f"{hold.merchant_name} ({hold.mcc})" if hold.mcc else hold.merchant_name,
+            amount=money(hold.chain_amount_minor),
+            remaining=money(hold.chain_remaining_minor),
+            status=hold.status,
+            placed_at=hold.created_at,
+            closed_at=hold.closed_at,
+        )
+
+
+def rematch_candidates(*, wallet: Wallet, search: str = "") -> QuerySet[Hold]:
+    """The wallet's authorizations a clearing may belong to, newest first, in one query: open,
+    or closed (cleared, reversed, expired) within `REMATCH_CLOSED_WITHIN`; with the chain's
+    amount and what it still holds (incrementals included)."""
+    recent = timezone.now() - REMATCH_CLOSED_WITHIN
+    holds = Hold.objects.filter(wallet=wallet, original__isnull=True).filter(
+        Q(status=HoldStatus.OPEN) | Q(closed_at__gte=recent)
+    )
+    if search:
+        holds = holds.filter(_hold_search(search, currency_code=wallet.currency_code))
+    return holds.annotate(
+        chain_amount_minor=F("amount_minor") + Coalesce(Sum("incrementals__amount_minor"), 0),
+        chain_remaining_minor=F("remaining_minor")
+        + Coalesce(Sum("incrementals__remaining_minor"), 0),
+    ).order_by("-created_at", "-pk")
+
+
+def _hold_search(text: str, *, currency_code: str) -> Q:
+    """A part of the merchant's name, an MCC, a token or key, or the authorized amount."""
+    found = (
+        Q(merchant_name__icontains=text)
+        | Q(mcc=text)
+        | Q(authorization_key=text)
+        | Q(transaction_token=text)
+        | Q(jit_funding_token=text)
+    )
+    try:
+        return found | Q(amount_minor=to_minor(text, currency_code))
+    except DomainError:  # not an amount: the words only
+        return found
+
+
+def rematch_message(done: services.Rematch) -> str:
+    """What a rematch did, in words, for the admin's message."""
+    exception, clearing = done.exception, done.clearing
+    key = clearing.hold.authorization_key
+    if done.replayed:
+        return f"#{exception.pk} was already rematched to {key}: nothing changed."
+    money = partial(format_money, currency_code=clearing.currency_code)
+    text = (
+        f"#{exception.pk}: charged {money(clearing.amount_minor)} to {key} "
+        f"({money(clearing.from_hold_minor)} from the hold, {money(clearing.excess_minor)} "
+        f"from available, {money(clearing.released_minor)} released); resolved."
+    )
+    marqeta = exception.details["rematch"].get("marqeta_released_minor")
+    if marqeta is not None and marqeta != clearing.released_minor:
+        text += f" Marqeta's amount_to_be_released was {money(marqeta)}."
+    return text
+
+
+def _offers_rematch(exception: ReconciliationException) -> bool:
+    return exception.kind in services.REMATCHABLE_KINDS and not exception.is_resolved
+
+
+def _rematch_url(exception: ReconciliationException) -> str:
+    return reverse("admin:reconciliation_reconciliationexception_rematch", args=[exception.pk])
+
+
+def _change_url(exception: ReconciliationException) -> str:
+    return reverse("admin:reconciliation_reconciliationexception_change", args=[exception.pk])
+
 
 # --- clearing files -----------------------------------------------------------------------------
 
 
 @admin.register(ClearingFile)
-class ClearingFileAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class ClearingFileAdmin(ChangePageContextMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """Files as received and what ingesting them did; the change page shows the file's report.
 
     Two CSV downloads (staff login, the view permission): `<id>/report.csv` for one file and
@@ -303,21 +529,16 @@ class ClearingFileAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             *super().get_urls(),
         ]
 
-    def change_view(
-        self,
-        request: HttpRequest,
-        object_id: str,
-        form_url: str = "",
-        extra_context: dict | None = None,
-    ) -> HttpResponse:
-        clearing_file = self.get_object(request, object_id)
-        extra = dict(extra_context or {})
-        if clearing_file is not None:
-            extra["report"] = reports.file_report(clearing_file=clearing_file)
-            extra["report_csv_url"] = reverse(
+    def change_page_context(
+        self, request: HttpRequest, clearing_file: ClearingFile
+    ) -> dict[str, Any]:
+        """The file's report, and its CSV link, under the file's fields."""
+        return {
+            "report": reports.file_report(clearing_file=clearing_file),
+            "report_csv_url": reverse(
                 "admin:reconciliation_clearingfile_report_csv", args=[clearing_file.pk]
-            )
-        return super().change_view(request, object_id, form_url, extra_context=extra)
+            ),
+        }
 
     def _ensure_may_view(self, request: HttpRequest) -> None:
         if not self.has_view_permission(request):

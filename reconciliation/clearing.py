@@ -43,8 +43,10 @@ from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from config.copy import copy_instances
 from config.errors import DomainError
 from ledger import services as ledger
+from ledger.batch import LedgerBatch, Planned
 from ledger.errors import CurrencyMismatch
 from ledger.models import Clearing, Hold, LedgerTransaction, Wallet
 from reconciliation import selectors
@@ -64,7 +66,12 @@ from reconciliation.errors import UnknownCardOrUser
 from reconciliation.inbox import Inbox, InboxFile, InboxUnavailable, open_inbox, open_stored
 from reconciliation.models import ClearingFile, ClearingLine
 from reconciliation.models import ExceptionKind as Kind
-from reconciliation.services import flag_negative_balance, open_exception
+from reconciliation.services import (
+    ExceptionSpec,
+    negative_balance_spec,
+    open_exception,
+    open_exceptions,
+)
 
 logger = logging.getLogger("reconciliation.clearing")
 Outcome, Method = ClearingLine.Outcome, ClearingLine.MatchMethod
@@ -379,7 +386,8 @@ def _apply_batch(
         return Counter()
     batch = Batch(clearing_file=locked, rows=rows, totals=totals)
     lines = [batch.apply(row) for row in rows]
-    ClearingLine.objects.bulk_create(lines)
+    batch.write()
+    copy_instances(lines)
     counts = Counter(line.outcome for line in lines)
     applied = counts[Outcome.POSTED] + counts[Outcome.REPLAYED]
     ClearingFile.objects.filter(pk=locked.pk).update(
@@ -398,7 +406,10 @@ def _apply_batch(
 
 @dataclass(frozen=True, slots=True)
 class Posted:
-    """What the line did (or found done) in the ledger: ids, so nothing is loaded lazily."""
+    """What the line did (or found done) in the ledger: ids, so nothing is loaded lazily.
+
+    A line posted by this batch carries its `planned` posting: its ids exist after the flush.
+    """
 
     outcome: str
     method: str = ""
@@ -407,6 +418,7 @@ class Posted:
     ledger_transaction_id: int | None = None
     message: str = ""
     error_code: str = ""
+    planned: Planned | None = None
 
 
 EXCEPTION_CODES = {  # our own checks: the line is queued, nothing was attempted
@@ -418,7 +430,9 @@ REFUSAL_KINDS = {"idempotency_conflict": Kind.AMOUNT_MISMATCH}  # else unmatched
 
 
 class Batch:
-    """The lookups for one batch of rows, made once (a handful of queries, not per line)."""
+    """One batch of rows: lookups made once, postings planned in a `LedgerBatch` and written
+    set-based (`write`), exceptions opened together. A handful of statements, not per line.
+    """
 
     def __init__(
         self,
@@ -428,6 +442,10 @@ class Batch:
         totals: ControlTotals,
     ) -> None:
         self.file, self.totals, self.flagged = clearing_file, totals, 0
+        self.ledger = LedgerBatch()
+        self.exceptions: list[ExceptionSpec] = []
+        self.after_flush: list[Callable[[], ExceptionSpec | None]] = []  # name rows it writes
+        self.posted_lines: list[tuple[ClearingLine, Planned]] = []
         self.in_this_file: dict[str, int] = {}  # token -> its first line number in the batch
         detail = [row for row in rows if isinstance(row, ClearingRow)]
         tokens = {row.transaction_token for row in detail}
@@ -449,21 +467,86 @@ class Batch:
             for posting in LedgerTransaction.objects.filter(idempotency_key__in=refund_keys)
         }
         charges = [row for row in detail if not row.is_credit]
-        self.holds_by_key = selectors.holds_by_authorization_key(
-            keys={
-                f"jit:{token}"
-                for row in charges
-                for token in (row.original_jit_funding_token, row.jit_funding_token)
-                if token
-            }
-        )
-        self.holds_by_txn = selectors.holds_by_transaction_token(
-            tokens={row.preceding_token for row in charges if row.preceding_token}
-        )
         self.accounts = selectors.clearing_accounts(
             card_tokens={row.card_token for row in detail if row.card_token},
             user_tokens={row.user_token for row in detail if row.user_token},
         )
+        self._find_roots(charges)
+        self.ledger.lock(  # chains, then accounts, each in pk order: as the services lock
+            root_ids={
+                *self.roots_by_key.values(),
+                *self.roots_by_txn.values(),
+                *(pk for pk in self.roots_by_chain.values() if pk is not None),
+                *(hold.pk for holds in self.fuzzy_candidates.values() for hold in holds),
+            },
+            wallets=self.accounts.wallets.values(),
+        )
+
+    def _find_roots(self, charges: list[ClearingRow]) -> None:
+        """The root hold ids the charges name (JIT tokens, then preceding tokens and webhook
+        chains), and the fuzzy candidates of the ones that name an authorization we lack."""
+        self.roots_by_key = selectors.root_ids_by_authorization_key(
+            keys={f"jit:{token}" for row in charges for token in _jit_tokens(row)}
+        )
+        by_token = [row for row in charges if self._by_jit_token(row) is None]
+        self.roots_by_txn = selectors.root_ids_by_transaction_token(
+            tokens={row.preceding_token for row in by_token if row.preceding_token}
+        )
+        self.roots_by_chain = selectors.root_ids_for(
+            links={
+                (row.preceding_token, row.original_jit_funding_token)
+                for row in by_token
+                if row.preceding_token and row.preceding_token not in self.roots_by_txn
+            }
+        )
+        self.fuzzy_candidates = selectors.fuzzy_candidates(
+            clearings=[
+                clearing
+                for row in by_token
+                if self._by_preceding_token(row) is None
+                and row.names_an_authorization
+                and (clearing := self._fuzzy_clearing(row)) is not None
+            ],
+            window_days=settings.CLEARING_FUZZY_WINDOW_DAYS,
+        )
+
+    def _by_jit_token(self, row: ClearingRow) -> int | None:
+        return next(
+            (root for token in _jit_tokens(row) if (root := self.roots_by_key.get(f"jit:{token}"))),
+            None,
+        )
+
+    def _by_preceding_token(self, row: ClearingRow) -> int | None:
+        if not row.preceding_token:
+            return None
+        return self.roots_by_txn.get(row.preceding_token) or self.roots_by_chain.get(
+            (row.preceding_token, row.original_jit_funding_token)
+        )
+
+    def _fuzzy_clearing(self, row: ClearingRow) -> selectors.FuzzyClearing | None:
+        try:
+            wallet = self._wallet(row)
+        except DomainError:  # unknown card or currency: the line is queued for that instead
+            return None
+        return selectors.FuzzyClearing(
+            wallet_id=wallet.pk,
+            card_token=row.card_token,
+            amount_minor=row.amount_minor,
+            mcc=row.mcc,
+            merchant_name=row.merchant_name,
+            settled_on=row.settlement_date,
+        )
+
+    def write(self) -> None:
+        """Flush the planned postings, then give the lines their ids and open the exceptions."""
+        self.ledger.flush()
+        for line, planned in self.posted_lines:
+            line.clearing_id, line.ledger_transaction_id = (
+                planned.clearing_id,
+                planned.transaction_id,
+            )
+        later = [spec for make in self.after_flush if (spec := make()) is not None]
+        open_exceptions(self.exceptions + later)
 
     # one row -> one ClearingLine (unsaved; the batch inserts them together)
 
@@ -484,6 +567,12 @@ class Batch:
         return self._attempt(row, key=key if first is None else self._repeat_key(row))
 
     def _line(self, row: ClearingRow, *, key: str, posted: Posted) -> ClearingLine:
+        line = self._unsaved_line(row, key=key, posted=posted)
+        if posted.planned is not None:
+            self.posted_lines.append((line, posted.planned))
+        return line
+
+    def _unsaved_line(self, row: ClearingRow, *, key: str, posted: Posted) -> ClearingLine:
         return ClearingLine(
             file=self.file,
             line_number=row.line_number,
@@ -526,10 +615,12 @@ class Batch:
         return f"repeat:{self.file.sha256[:16]}:{row.line_number}"
 
     def _bad(self, row: BadRow) -> ClearingLine:
-        open_exception(
-            kind=Kind.BAD_FILE_LINE,
-            dedupe_key=f"bad_file_line:{self.file.sha256}:{row.line_number}",
-            details=self._details(row, problem=row.problem, message=row.message, raw=row.raw),
+        self.exceptions.append(
+            ExceptionSpec(
+                kind=Kind.BAD_FILE_LINE,
+                dedupe_key=f"bad_file_line:{self.file.sha256}:{row.line_number}",
+                details=self._details(row, problem=row.problem, message=row.message, raw=row.raw),
+            )
         )
         return ClearingLine(
             file=self.file,
@@ -544,14 +635,16 @@ class Batch:
 
     def _duplicate(self, row: ClearingRow, *, earlier_line: int) -> ClearingLine:
         """The same token twice in one file: the first line counts, this one is queued."""
-        open_exception(
-            kind=Kind.DUPLICATE,
-            dedupe_key=f"duplicate:{self.file.sha256}:{row.line_number}",
-            card_token=row.card_token,
-            user_token=row.user_token,
-            amount_minor=row.amount_minor,
-            currency_code=row.currency_code,
-            details=self._details(row, first_line_number=earlier_line),
+        self.exceptions.append(
+            ExceptionSpec(
+                kind=Kind.DUPLICATE,
+                dedupe_key=f"duplicate:{self.file.sha256}:{row.line_number}",
+                card_token=row.card_token,
+                user_token=row.user_token,
+                amount_minor=row.amount_minor,
+                currency_code=row.currency_code,
+                details=self._details(row, first_line_number=earlier_line),
+            )
         )
         posted = Posted(
             Outcome.EXCEPTION,
@@ -593,23 +686,25 @@ class Batch:
         source: str,
     ) -> Posted:
         """Posted before with another amount: queued for ops, never overwritten."""
-        open_exception(
-            kind=Kind.AMOUNT_MISMATCH,
-            dedupe_key=f"amount_mismatch:file:{row.transaction_token}",
-            clearing=clearing,
-            ledger_transaction=posting,
-            card_token=row.card_token,
-            user_token=row.user_token,
-            amount_minor=row.amount_minor - posted_minor,
-            currency_code=row.currency_code,
-            details=self._details(
-                row,
-                file_amount_minor=row.amount_minor,
-                file_debit_credit=row.debit_credit,
-                posted_amount_minor=posted_minor,
-                posted_debit_credit=posted_direction,
-                posted_by=source,
-            ),
+        self.exceptions.append(
+            ExceptionSpec(
+                kind=Kind.AMOUNT_MISMATCH,
+                dedupe_key=f"amount_mismatch:file:{row.transaction_token}",
+                clearing_id=clearing.pk if clearing else None,
+                ledger_transaction_id=posting.pk if posting else None,
+                card_token=row.card_token,
+                user_token=row.user_token,
+                amount_minor=row.amount_minor - posted_minor,
+                currency_code=row.currency_code,
+                details=self._details(
+                    row,
+                    file_amount_minor=row.amount_minor,
+                    file_debit_credit=row.debit_credit,
+                    posted_amount_minor=posted_minor,
+                    posted_debit_credit=posted_direction,
+                    posted_by=source,
+                ),
+            )
         )
         return Posted(
             Outcome.EXCEPTION,
@@ -621,9 +716,8 @@ class Batch:
 
     def _attempt(self, row: ClearingRow, *, key: str) -> ClearingLine:
         if (posted := self._posted_before(row)) is None:
-            try:
-                with transaction.atomic():  # savepoint: a refused line leaves nothing behind
-                    posted = self._post(row)
+            try:  # a refused posting left nothing in the batch (LedgerBatch checks first)
+                posted = self._post(row)
             except DomainError as refusal:
                 posted = self._refused(row, refusal)
         return self._line(row, key=key, posted=posted)
@@ -662,22 +756,24 @@ class Batch:
         kind = EXCEPTION_CODES.get(refusal.code) or REFUSAL_KINDS.get(
             refusal.code, Kind.UNMATCHED_CLEARING
         )
-        open_exception(
-            kind=kind,
-            dedupe_key=f"{kind}:{row.transaction_token}",
-            card_token=row.card_token,
-            user_token=row.user_token,
-            amount_minor=row.amount_minor,
-            currency_code=row.currency_code,
-            details=self._details(
-                row,
-                error_code=refusal.code,
-                message=refusal.message,
-                record_type=row.record_type,
-                preceding_token=row.preceding_token,
-                original_jit_funding_token=row.original_jit_funding_token,
-                **refusal.details,
-            ),
+        self.exceptions.append(
+            ExceptionSpec(
+                kind=kind,
+                dedupe_key=f"{kind}:{row.transaction_token}",
+                card_token=row.card_token,
+                user_token=row.user_token,
+                amount_minor=row.amount_minor,
+                currency_code=row.currency_code,
+                details=self._details(
+                    row,
+                    error_code=refusal.code,
+                    message=refusal.message,
+                    record_type=row.record_type,
+                    preceding_token=row.preceding_token,
+                    original_jit_funding_token=row.original_jit_funding_token,
+                    **refusal.details,
+                ),
+            )
         )
         return Posted(
             Outcome.EXCEPTION if ours else Outcome.REFUSED,
@@ -698,76 +794,57 @@ class Batch:
             card_token=row.card_token, mcc=row.mcc, merchant_name=row.merchant_name
         )
         if row.is_credit:
-            posting = ledger.refund(
+            planned = self.ledger.refund(
                 wallet=wallet,
                 amount_minor=row.amount_minor,
                 refund_key=row.transaction_token,
                 memo=f"refund {row.merchant_name}".strip(),
                 metadata={"clearing_file": self.file.pk, "line_number": row.line_number},
             )
-            return Posted(Outcome.POSTED, Method.REFUND, ledger_transaction_id=posting.pk)
+            return Posted(Outcome.POSTED, Method.REFUND, planned=planned)
         hold, method = self._match(row, wallet=wallet)
         if hold is None:
-            clearing = ledger.force_post(
+            planned = self.ledger.force_post(
                 wallet=wallet,
                 amount_minor=row.amount_minor,
                 clearing_key=row.transaction_token,
                 merchant=merchant,
             )
-            self._flag_negative(row, wallet, clearing.posted_by)
-            return Posted(
-                Outcome.POSTED,
-                Method.FORCE_POST,
-                clearing_id=clearing.pk,
-                ledger_transaction_id=clearing.posted_by_id,
-                message="force post: no authorization named",
-            )
-        clearing = ledger.clear_hold(  # an expired or closed hold still charges (from available)
-            hold=hold,
+            self._flag_negative(row, wallet, planned)
+            message = "force post: no authorization named"
+            return Posted(Outcome.POSTED, Method.FORCE_POST, message=message, planned=planned)
+        root_id = hold.original_id or hold.pk
+        planned = self.ledger.clear_hold(  # an expired or closed hold still charges
+            root_id=root_id,
+            wallet=wallet,
             amount_minor=row.amount_minor,
             clearing_key=row.transaction_token,
             is_final=self.totals.is_final(row),
             merchant=merchant,
         )
-        message = self._check_released(row, hold, clearing)
+        message = self._check_released(row, root_id, planned)
         if method == Method.FUZZY:
-            self._flag_fuzzy(row, hold, clearing)
+            self._flag_fuzzy(row, hold, root_id, planned)
             message = "fuzzy match: review"
-        if clearing.excess_minor:
-            self._flag_negative(row, wallet, clearing.posted_by)
-        return Posted(
-            Outcome.POSTED,
-            method,
-            hold_id=clearing.hold_id,
-            clearing_id=clearing.pk,
-            ledger_transaction_id=clearing.posted_by_id,
-            message=message,
-        )
+        if planned.excess_minor:
+            self._flag_negative(row, wallet, planned)
+        return Posted(Outcome.POSTED, method, hold_id=root_id, message=message, planned=planned)
 
     def _match(self, row: ClearingRow, *, wallet: Wallet) -> tuple[Hold | None, str]:
         """(root hold, method), or (None, "") for a force post; `UnmatchedClearing` otherwise."""
-        for token in (row.original_jit_funding_token, row.jit_funding_token):
-            if token and (hold := self.holds_by_key.get(f"jit:{token}")):
-                return self._ours(hold, wallet), Method.JIT_TOKEN
-        if row.preceding_token:
-            hold = self.holds_by_txn.get(row.preceding_token) or selectors.root_hold_for(
-                preceding_token=row.preceding_token,
-                original_jit_token=row.original_jit_funding_token,
-            )  # not in the batch's lookup: a webhook chain, or placed since the batch began
-            if hold is not None:
-                return self._ours(hold, wallet), Method.PRECEDING_TOKEN
+        if (root_id := self._by_jit_token(row)) is not None:
+            return self._ours(self.ledger.root(root_id), wallet), Method.JIT_TOKEN
+        if (root_id := self._by_preceding_token(row)) is not None:
+            return self._ours(self.ledger.root(root_id), wallet), Method.PRECEDING_TOKEN
         if not row.names_an_authorization:
             return None, Method.FORCE_POST
-        hold = selectors.fuzzy_hold_for(
-            wallet=wallet,
-            card_token=row.card_token,
-            amount_minor=row.amount_minor,
-            mcc=row.mcc,
-            merchant_name=row.merchant_name,
-            settled_on=row.settlement_date,
+        hold = selectors.pick_fuzzy_hold(
+            self._fuzzy_clearing(row),
+            self.fuzzy_candidates.get((wallet.pk, row.card_token), []),
             tolerance_percent=settings.CLEARING_FUZZY_TOLERANCE_PERCENT,
             window_days=settings.CLEARING_FUZZY_WINDOW_DAYS,
-        )
+            open_remaining=lambda candidate: self.ledger.open_remaining_minor(candidate.pk),
+        )  # open amounts as this batch has left them, not as committed
         if hold is not None:
             return hold, Method.FUZZY
         named = row.preceding_token or f"jit:{row.original_jit_funding_token}"
@@ -784,56 +861,81 @@ class Batch:
 
     # flags: posted, but ops should look
 
-    def _flag_fuzzy(self, row: ClearingRow, hold: Hold, clearing: Clearing) -> None:
+    def _flag_fuzzy(self, row: ClearingRow, hold: Hold, root_id: int, planned: Planned) -> None:
         self.flagged += 1
-        open_exception(
-            kind=Kind.UNMATCHED_CLEARING,
-            dedupe_key=f"unmatched_clearing:{row.transaction_token}",
-            hold=clearing.hold,
-            clearing=clearing,
-            ledger_transaction=clearing.posted_by,
-            card_token=row.card_token,
-            user_token=row.user_token,
-            amount_minor=row.amount_minor,
-            currency_code=row.currency_code,
-            details=self._details(
-                row,
-                review="fuzzy match, review",
-                matched_hold=hold.authorization_key,
-                preceding_token=row.preceding_token,
-                original_jit_funding_token=row.original_jit_funding_token,
-            ),
+        self.after_flush.append(
+            lambda: ExceptionSpec(
+                kind=Kind.UNMATCHED_CLEARING,
+                dedupe_key=f"unmatched_clearing:{row.transaction_token}",
+                hold_id=root_id,
+                clearing_id=planned.clearing_id,
+                ledger_transaction_id=planned.transaction_id,
+                card_token=row.card_token,
+                user_token=row.user_token,
+                amount_minor=row.amount_minor,
+                currency_code=row.currency_code,
+                details=self._details(
+                    row,
+                    review="fuzzy match, review",
+                    matched_hold=hold.authorization_key,
+                    preceding_token=row.preceding_token,
+                    original_jit_funding_token=row.original_jit_funding_token,
+                ),
+            )
         )
 
-    def _check_released(self, row: ClearingRow, hold: Hold, clearing: Clearing) -> str:
+    def _check_released(self, row: ClearingRow, root_id: int, planned: Planned) -> str:
         """Marqeta's `amount_to_be_released` against what the final clearing released."""
-        marqeta = row.amount_to_be_released_minor
-        if not clearing.is_final or marqeta is None or marqeta == clearing.released_minor:
+        marqeta, clearing = row.amount_to_be_released_minor, planned.clearing.fields
+        released = clearing["released_minor"]
+        if not clearing["is_final"] or marqeta is None or marqeta == released:
             return ""
         self.flagged += 1
-        open_exception(
-            kind=Kind.AMOUNT_MISMATCH,
-            dedupe_key=f"amount_mismatch:{row.transaction_token}",
-            hold=clearing.hold,
-            clearing=clearing,
-            ledger_transaction=clearing.posted_by,
-            card_token=row.card_token,
-            user_token=row.user_token,
-            amount_minor=marqeta - clearing.released_minor,
-            currency_code=row.currency_code,
-            details=self._details(
-                row,
-                amount_to_be_released_minor=marqeta,
-                released_minor=clearing.released_minor,
-            ),
+        self.after_flush.append(
+            lambda: ExceptionSpec(
+                kind=Kind.AMOUNT_MISMATCH,
+                dedupe_key=f"amount_mismatch:{row.transaction_token}",
+                hold_id=root_id,
+                clearing_id=planned.clearing_id,
+                ledger_transaction_id=planned.transaction_id,
+                card_token=row.card_token,
+                user_token=row.user_token,
+                amount_minor=marqeta - released,
+                currency_code=row.currency_code,
+                details=self._details(
+                    row, amount_to_be_released_minor=marqeta, released_minor=released
+                ),
+            )
         )
         return "amount_to_be_released differs from what we released"
 
-    def _flag_negative(self, row: ClearingRow, wallet: Wallet, posting: LedgerTransaction) -> None:
+    def _flag_negative(self, row: ClearingRow, wallet: Wallet, planned: Planned) -> None:
         """One exception per negative episode, the same one a webhook would open."""
-        flag_negative_balance(
-            wallet=wallet, posting=posting, card_token=row.card_token, details=self._details(row)
-        )
+        available = planned.available_after.get(wallet.available_id, 0)
+        if available >= 0:
+            return
+
+        def spec() -> ExceptionSpec | None:
+            episode_id, opened_by_id = planned.negative_episode or (
+                planned.transaction_id,
+                planned.transaction_id,
+            )
+            return negative_balance_spec(
+                wallet=wallet,
+                available_minor=available,
+                episode_id=episode_id,
+                opened_by_id=opened_by_id,
+                posting_key=planned.plan.idempotency_key,
+                card_token=row.card_token,
+                details=self._details(row),
+            )
+
+        self.after_flush.append(spec)
+
+
+def _jit_tokens(row: ClearingRow) -> list[str]:
+    """The JIT tokens a row names, the original authorization's first."""
+    return [token for token in (row.original_jit_funding_token, row.jit_funding_token) if token]
 
 
 __all__ = [

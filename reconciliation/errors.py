@@ -3,15 +3,19 @@
 from config.errors import DomainError, NotFound
 
 __all__ = [
+    "AlreadyRematched",
     "BadSignature",
+    "ClearingAlreadyPosted",
     "ExceptionAlreadyResolved",
     "ExceptionHasNoHold",
     "MalformedWebhook",
     "MissingEventToken",
     "ParentNotYetKnown",
+    "RematchNotSupported",
     "UnknownCardOrUser",
     "UnknownExceptionKind",
     "WebhookTooLarge",
+    "WrongHoldForRematch",
 ]
 
 
@@ -71,4 +75,35 @@ class ExceptionHasNoHold(DomainError):
     """Releasing the linked hold needs an exception that links a hold."""
 
     code = "exception_has_no_hold"
+    http_status = 409
+
+
+class RematchNotSupported(DomainError):
+    """Only a clearing that moved no money can be rematched: an `unmatched_clearing` or an
+    `out_of_order_unresolved` clearing, from a file line or a failed webhook."""
+
+    code = "rematch_not_supported"
+    http_status = 409
+
+
+class ClearingAlreadyPosted(DomainError):
+    """Money already moved under the clearing's token (a fuzzy match, a webhook, a re-sent line):
+    rematching would charge twice, so the correction is a manual adjustment instead."""
+
+    code = "clearing_already_posted"
+    http_status = 409
+
+
+class WrongHoldForRematch(DomainError):
+    """The chosen hold cannot take the clearing: another cardholder's, another currency, or an
+    incremental (a chain is cleared through its first authorization). `details["why"]` says."""
+
+    code = "wrong_hold_for_rematch"
+    http_status = 409
+
+
+class AlreadyRematched(DomainError):
+    """The exception was rematched to another hold; a second rematch would be a correction."""
+
+    code = "already_rematched"
     http_status = 409

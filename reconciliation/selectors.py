@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -27,28 +27,44 @@ def root_hold_for(*, preceding_token: str, original_jit_token: str) -> Hold | No
     webhook we stored for it (an advice, say) and the transaction that one follows. Then
     `jit:<original_jit_funding_token>`. The answer is the chain's root (`hold.original`).
     """
-    token, seen = preceding_token, set()
-    while token and token not in seen and len(seen) < MAX_CHAIN_STEPS:
-        seen.add(token)
-        hold = (
-            Hold.objects.select_related("original")
-            .filter(transaction_token=token)
-            .order_by("pk")
-            .first()
+    link = (preceding_token, original_jit_token)
+    root_id = root_ids_for(links=[link])[link]
+    return Hold.objects.get(pk=root_id) if root_id is not None else None
+
+
+def root_ids_for(*, links: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int | None]:
+    """`root_hold_for` for many (preceding token, original JIT token) links: root hold ids.
+
+    Two queries per step of the longest chain walked (usually one step), not per link: a
+    clearing batch resolves all its lines' links together.
+    """
+    links = set(links)
+    found: dict[tuple[str, str], int] = {}
+    walking = {link: link[0] for link in links if link[0]}  # link -> the token to look up
+    seen: dict[tuple[str, str], set[str]] = {link: set() for link in walking}
+    while walking:
+        roots = root_ids_by_transaction_token(tokens=set(walking.values()))
+        parents = dict(
+            WebhookEvent.objects.filter(token__in=set(walking.values()) - roots.keys()).values_list(
+                "token", "preceding_token"
+            )
         )
-        if hold is not None:
-            return hold.original or hold
-        parent = WebhookEvent.objects.filter(token=token).only("preceding_token").first()
-        token = parent.preceding_token if parent else ""
-    if original_jit_token:
-        hold = (
-            Hold.objects.select_related("original")
-            .filter(authorization_key=f"jit:{original_jit_token}")
-            .first()
-        )
-        if hold is not None:
-            return hold.original or hold
-    return None
+        step: dict[tuple[str, str], str] = {}
+        for link, token in walking.items():
+            seen[link].add(token)
+            parent = parents.get(token, "")
+            if token in roots:
+                found[link] = roots[token]
+            elif parent and parent not in seen[link] and len(seen[link]) < MAX_CHAIN_STEPS:
+                step[link] = parent
+        walking = step
+    by_key = root_ids_by_authorization_key(
+        keys={f"jit:{link[1]}" for link in links if link[1] and link not in found}
+    )
+    for link in links:
+        if link not in found and (root_id := by_key.get(f"jit:{link[1]}")) is not None:
+            found[link] = root_id
+    return {link: found.get(link) for link in links}
 
 
 def open_remaining_minor(*, hold: Hold) -> int:
@@ -113,70 +129,130 @@ def open_exceptions(*, kind: str | None = None) -> list[ReconciliationException]
 # --- clearing files -----------------------------------------------------------------------------
 
 
-def holds_by_authorization_key(*, keys: Iterable[str]) -> dict[str, Hold]:
-    """Holds by `authorization_key` (`jit:<token>`), the chain's root where there is one."""
+def root_ids_by_authorization_key(*, keys: Iterable[str]) -> dict[str, int]:
+    """The root hold id of each `authorization_key` (`jit:<token>`) found (one query)."""
     keys = {key for key in keys if key}
     if not keys:
         return {}
-    holds = Hold.objects.select_related("original").filter(authorization_key__in=keys)
-    return {hold.authorization_key: hold.original or hold for hold in holds}
+    rows = Hold.objects.filter(authorization_key__in=keys).values_list(
+        "authorization_key", "pk", "original_id"
+    )
+    return {key: original_id or pk for key, pk, original_id in rows}
 
 
-def holds_by_transaction_token(*, tokens: Iterable[str]) -> dict[str, Hold]:
-    """The root hold placed for each Marqeta transaction token (the first if several)."""
+def root_ids_by_transaction_token(*, tokens: Iterable[str]) -> dict[str, int]:
+    """The root hold id placed for each Marqeta transaction token (the first if several)."""
     tokens = {token for token in tokens if token}
     if not tokens:
         return {}
-    found: dict[str, Hold] = {}
-    holds = Hold.objects.select_related("original").filter(transaction_token__in=tokens)
-    for hold in holds.order_by("pk"):
-        found.setdefault(hold.transaction_token, hold.original or hold)
+    found: dict[str, int] = {}
+    rows = (
+        Hold.objects.filter(transaction_token__in=tokens)
+        .order_by("pk")
+        .values_list("transaction_token", "pk", "original_id")
+    )
+    for token, pk, original_id in rows:
+        found.setdefault(token, original_id or pk)
     return found
 
 
+@dataclass(frozen=True, slots=True)
+class FuzzyClearing:
+    """What a clearing tells us of the authorization it names but we cannot find."""
+
+    wallet_id: int
+    card_token: str
+    amount_minor: int
+    mcc: str
+    merchant_name: str
+    settled_on: date
+
+    @property
+    def searchable(self) -> bool:
+        return bool(self.card_token and (self.mcc or self.merchant_name))
+
+
 def fuzzy_hold_for(
+    clearing: FuzzyClearing,
     *,
-    wallet: Wallet,
-    card_token: str,
-    amount_minor: int,
-    mcc: str,
-    merchant_name: str,
-    settled_on: date,
     tolerance_percent: int,
     window_days: int,
+    open_remaining: Callable[[Hold], int] | None = None,
 ) -> Hold | None:
     """An open authorization that looks like the one a clearing names but we cannot find.
 
     Same wallet and card, still holding money, the same MCC or merchant name, placed within
     `window_days` before the settlement date (or on it), its open amount within
     `tolerance_percent` of the cleared amount (tips, fuel). The closest amount wins, then the
-    oldest. The caller flags the match for review.
+    oldest. The caller flags the match for review. `open_remaining` reads a candidate's open
+    amount (default: as committed; a clearing batch passes what its own postings left).
     """
-    if not card_token or not (mcc or merchant_name):
-        return None
-    same_merchant = Q()
-    if mcc:
-        same_merchant |= Q(mcc=mcc)
-    if merchant_name:
-        same_merchant |= Q(merchant_name__iexact=merchant_name)
-    start = datetime.combine(settled_on - timedelta(days=window_days), time.min, tzinfo=UTC)
-    end = datetime.combine(settled_on + timedelta(days=1), time.min, tzinfo=UTC)
-    roots = (
-        Hold.objects.filter(
-            wallet=wallet,
-            card_token=card_token,
-            status=HoldStatus.OPEN,
-            original__isnull=True,
-            created_at__gte=start,
-            created_at__lt=end,
-        )
-        .filter(same_merchant)
-        .order_by("created_at", "pk")[:FUZZY_CANDIDATES]
+    candidates = fuzzy_candidates(clearings=[clearing], window_days=window_days)
+    return pick_fuzzy_hold(
+        clearing,
+        candidates.get((clearing.wallet_id, clearing.card_token), []),
+        tolerance_percent=tolerance_percent,
+        window_days=window_days,
+        open_remaining=open_remaining or (lambda hold: open_remaining_minor(hold=hold)),
     )
+
+
+def _window(settled_on: date, window_days: int) -> tuple[datetime, datetime]:
+    start = datetime.combine(settled_on - timedelta(days=window_days), time.min, tzinfo=UTC)
+    return start, datetime.combine(settled_on + timedelta(days=1), time.min, tzinfo=UTC)
+
+
+def fuzzy_candidates(
+    *, clearings: Iterable[FuzzyClearing], window_days: int
+) -> dict[tuple[int, str], list[Hold]]:
+    """Open root holds of the clearings' (wallet, card) pairs, oldest first (one query)."""
+    clearings = [clearing for clearing in clearings if clearing.searchable]
+    if not clearings:
+        return {}
+    start = min(_window(c.settled_on, window_days)[0] for c in clearings)
+    end = max(_window(c.settled_on, window_days)[1] for c in clearings)
+    pairs = Q()
+    for wallet_id, card_token in {(c.wallet_id, c.card_token) for c in clearings}:
+        pairs |= Q(wallet_id=wallet_id, card_token=card_token)
+    holds = Hold.objects.filter(
+        pairs,
+        status=HoldStatus.OPEN,
+        original__isnull=True,
+        created_at__gte=start,
+        created_at__lt=end,
+    ).order_by("created_at", "pk")
+    found: dict[tuple[int, str], list[Hold]] = {}
+    for hold in holds:
+        found.setdefault((hold.wallet_id, hold.card_token), []).append(hold)
+    return found
+
+
+def pick_fuzzy_hold(
+    clearing: FuzzyClearing,
+    candidates: list[Hold],
+    *,
+    tolerance_percent: int,
+    window_days: int,
+    open_remaining: Callable[[Hold], int],
+) -> Hold | None:
+    """The rule of `fuzzy_hold_for`, over candidates already loaded (oldest first)."""
+    if not clearing.searchable:
+        return None
+    start, end = _window(clearing.settled_on, window_days)
+    merchant = clearing.merchant_name.upper()
+    alike = [
+        hold
+        for hold in candidates
+        if start <= hold.created_at < end
+        and (
+            (clearing.mcc and hold.mcc == clearing.mcc)
+            or (merchant and hold.merchant_name.upper() == merchant)
+        )
+    ][:FUZZY_CANDIDATES]
     best: tuple[int, Hold] | None = None
-    for hold in roots:
-        open_minor = open_remaining_minor(hold=hold)
-        difference = abs(amount_minor - open_minor)
+    for hold in alike:
+        open_minor = open_remaining(hold)
+        difference = abs(clearing.amount_minor - open_minor)
         if open_minor <= 0 or difference * 100 > open_minor * tolerance_percent:
             continue
         if best is None or difference < best[0]:

@@ -6,7 +6,8 @@ ledger's own services, under the keys the gateway's outbox uses (the Marqeta tra
 `token`), so a webhook and a JIT advice for the same event post once.
 
 Exceptions: opened by the system (idempotent on `dedupe_key`), worked by people (assign,
-start, note, release the linked hold, resolve); each change is audited in its transaction.
+start, note, release the linked hold, rematch a clearing to a chosen hold, resolve); each
+change is audited in its transaction.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from config.errors import DomainError
 from jit.methods import CAPTURED_AT_ONCE, RELEASE_METHODS
 from jit.models import JitDecision
 from ledger import services as ledger
-from ledger.audit import audited, record_audit_event, snapshot
+from ledger.audit import audited, record_audit_events, snapshot
 from ledger.errors import (
     CurrencyMismatch,
     HoldNotFound,
@@ -36,6 +37,7 @@ from ledger.errors import (
     HoldOfAnotherWallet,
     ReasonRequired,
 )
+from ledger.locks import lock_accounts, lock_hold_chain
 from ledger.models import (
     Clearing,
     Hold,
@@ -49,12 +51,16 @@ from ledger.money import CURRENCY_EXPONENTS, format_money
 from ledger.selectors import wallet_balances
 from reconciliation import selectors
 from reconciliation.errors import (
+    AlreadyRematched,
+    ClearingAlreadyPosted,
     ExceptionAlreadyResolved,
     ExceptionHasNoHold,
     MissingEventToken,
     ParentNotYetKnown,
+    RematchNotSupported,
     UnknownCardOrUser,
     UnknownExceptionKind,
+    WrongHoldForRematch,
 )
 from reconciliation.marqeta import (
     ADVICE_TYPES,
@@ -73,8 +79,8 @@ from reconciliation.marqeta import (
     is_companion,
     parse_envelope,
 )
+from reconciliation.models import ClearingLine, ReconciliationException, WebhookEvent
 from reconciliation.models import ExceptionKind as Kind
-from reconciliation.models import ReconciliationException, WebhookEvent
 
 logger = logging.getLogger("reconciliation")
 MARQETA = ledger.MARQETA
@@ -82,6 +88,43 @@ Status = WebhookEvent.Status
 STANDIN_CAPTURED_AT_ONCE = frozenset({"pgfs.auth_plus_capture.standin"})
 
 # --- the exception queue ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ExceptionSpec:
+    """An exception to open: linked rows by id, so a batch can name rows it just wrote."""
+
+    kind: str
+    dedupe_key: str
+    hold_id: int | None = None
+    clearing_id: int | None = None
+    ledger_transaction_id: int | None = None
+    webhook_event_id: int | None = None
+    card_token: str = ""
+    user_token: str = ""
+    amount_minor: int | None = None
+    currency_code: str = ""
+    details: dict[str, Any] | None = None
+
+    def columns(self) -> dict[str, Any]:
+        if self.kind not in Kind.values:
+            raise UnknownExceptionKind(f"{self.kind!r} is not an exception kind", kind=self.kind)
+        return {
+            "kind": self.kind,
+            "hold_id": self.hold_id,
+            "clearing_id": self.clearing_id,
+            "ledger_transaction_id": self.ledger_transaction_id,
+            "webhook_event_id": self.webhook_event_id,
+            "card_token": self.card_token[:64],
+            "user_token": self.user_token[:64],
+            "amount_minor": self.amount_minor,
+            "currency_code": self.currency_code[:3],
+            "details": _json_safe(self.details or {}),
+        }
+
+
+def _pk(instance: Any) -> int | None:
+    return instance.pk if instance is not None else None
 
 
 def open_exception(
@@ -99,34 +142,68 @@ def open_exception(
     details: dict[str, Any] | None = None,
 ) -> ReconciliationException:
     """Open a typed exception, or return the one already opened for `dedupe_key`."""
-    if kind not in Kind.values:
-        raise UnknownExceptionKind(f"{kind!r} is not an exception kind", kind=kind)
+    spec = ExceptionSpec(
+        kind=kind,
+        dedupe_key=dedupe_key,
+        hold_id=_pk(hold),
+        clearing_id=_pk(clearing),
+        ledger_transaction_id=_pk(ledger_transaction),
+        webhook_event_id=_pk(webhook_event),
+        card_token=card_token,
+        user_token=user_token,
+        amount_minor=amount_minor,
+        currency_code=currency_code,
+        details=details,
+    )
+    return open_exception_for(spec)
+
+
+def open_exception_for(spec: ExceptionSpec) -> ReconciliationException:
+    """`open_exception` from a spec: the row for its `dedupe_key`, opened if new."""
+    columns = spec.columns()
     with transaction.atomic():
         exception, created = ReconciliationException.objects.get_or_create(
-            dedupe_key=dedupe_key[:200],
-            defaults={
-                "kind": kind,
-                "hold": hold,
-                "clearing": clearing,
-                "ledger_transaction": ledger_transaction,
-                "webhook_event": webhook_event,
-                "card_token": card_token[:64],
-                "user_token": user_token[:64],
-                "amount_minor": amount_minor,
-                "currency_code": currency_code[:3],
-                "details": _json_safe(details or {}),
-            },
+            dedupe_key=spec.dedupe_key[:200], defaults=columns
         )
         if created:
-            record_audit_event(
-                actor=None,
-                action="open_exception",
-                target=exception,
-                reason=kind,
-                after=snapshot(exception),
-            )
-            logger.warning("exception #%s %s opened (%s)", exception.pk, kind, dedupe_key)
+            _audit_opened([exception])
     return exception
+
+
+def open_exceptions(specs: list[ExceptionSpec]) -> int:
+    """`open_exception` for many (a clearing batch): three statements; returns how many opened.
+
+    Keys already open, or repeated in `specs`, open nothing (the first spec wins). Call it
+    inside the caller's transaction: a concurrent opener of the same key breaks the unique
+    index and the caller retries, as for any other row of its batch.
+    """
+    wanted = {spec.dedupe_key[:200]: spec for spec in reversed(specs)}
+    existing = set(
+        ReconciliationException.objects.filter(dedupe_key__in=wanted).values_list(
+            "dedupe_key", flat=True
+        )
+    )
+    fresh = [
+        ReconciliationException(dedupe_key=key, **spec.columns())
+        for key, spec in reversed(wanted.items())
+        if key not in existing
+    ]
+    _audit_opened(ReconciliationException.objects.bulk_create(fresh))
+    return len(fresh)
+
+
+def _audit_opened(exceptions: list[ReconciliationException]) -> None:
+    record_audit_events(
+        actor=None,
+        action="open_exception",
+        targets=exceptions,
+        reasons=[exception.kind for exception in exceptions],
+        afters=[snapshot(exception) for exception in exceptions],
+    )
+    for exception in exceptions:
+        logger.warning(
+            "exception #%s %s opened (%s)", exception.pk, exception.kind, exception.dedupe_key
+        )
 
 
 def _json_safe(details: dict[str, Any]) -> dict[str, Any]:
@@ -526,6 +603,13 @@ def _merchant(txn: MarqetaTransaction) -> ledger.Merchant:
     return ledger.Merchant(card_token=txn.card_token, mcc=txn.mcc, merchant_name=txn.merchant_name)
 
 
+def _posted_hold(txn: MarqetaTransaction, account: CardAccount) -> Hold | None:
+    """The hold a clearing of this token was already posted against (a file line, or ops'
+    rematch): the webhook then replays that posting, whatever its links resolve to now."""
+    posted = Clearing.objects.filter(clearing_key=txn.token, hold__isnull=False).first()
+    return _ensure_wallet(txn, posted.hold, account) if posted is not None else None
+
+
 def _matched_hold(txn: MarqetaTransaction, account: CardAccount) -> Hold:
     """The root hold the event follows; `ParentNotYetKnown` while it may still come."""
     hold = selectors.root_hold_for(
@@ -536,6 +620,10 @@ def _matched_hold(txn: MarqetaTransaction, account: CardAccount) -> Hold:
             parent = txn.preceding_token or f"jit:{txn.original_jit_token}"
             raise ParentNotYetKnown(f"no hold yet for {parent}", parent=parent)
         raise HoldNotFound(f"{txn.type} {txn.token} names no authorization")
+    return _ensure_wallet(txn, hold, account)
+
+
+def _ensure_wallet(txn: MarqetaTransaction, hold: Hold, account: CardAccount) -> Hold:
     if hold.wallet_id != account.wallet.pk:
         raise HoldOfAnotherWallet(f"{txn.token} names {hold.authorization_key} of another wallet")
     return hold
@@ -563,20 +651,42 @@ def flag_negative_balance(
         .order_by("pk")
         .first()
     )
-    open_exception(
+    open_exception_for(
+        negative_balance_spec(
+            wallet=wallet,
+            available_minor=available,
+            episode_id=episode.pk if episode else posting.pk,
+            opened_by_id=episode.opened_by_id if episode else posting.pk,
+            posting_key=posting.idempotency_key,
+            card_token=card_token,
+            webhook_event_id=_pk(webhook_event),
+            details=details,
+        )
+    )
+
+
+def negative_balance_spec(
+    *,
+    wallet: Wallet,
+    available_minor: int,
+    episode_id: int,
+    opened_by_id: int,
+    posting_key: str,
+    card_token: str,
+    webhook_event_id: int | None = None,
+    details: dict[str, Any] | None = None,
+) -> ExceptionSpec:
+    """The exception of a negative episode (webhooks, clearing files and the sweep alike)."""
+    return ExceptionSpec(
         kind=Kind.NEGATIVE_BALANCE,
-        dedupe_key=negative_balance_dedupe_key(pk=episode.pk if episode else posting.pk),
-        ledger_transaction=episode.opened_by if episode else posting,
-        webhook_event=webhook_event,
+        dedupe_key=negative_balance_dedupe_key(pk=episode_id),
+        ledger_transaction_id=opened_by_id,
+        webhook_event_id=webhook_event_id,
         card_token=card_token,
         user_token=wallet.holder_token,
-        amount_minor=available,
+        amount_minor=available_minor,
         currency_code=wallet.currency_code,
-        details={
-            **(details or {}),
-            "available_minor": available,
-            "posting": posting.idempotency_key,
-        },
+        details={**(details or {}), "available_minor": available_minor, "posting": posting_key},
     )
 
 
@@ -779,7 +889,7 @@ def _apply_clearing(step: Step) -> Outcome:
         )
         _flag_negative(step, account.wallet, clearing.posted_by)
         return applied(f"force posted {step.money(amount_minor, currency_code)}")
-    hold = _matched_hold(txn, account)
+    hold = _posted_hold(txn, account) or _matched_hold(txn, account)
     clearing = ledger.clear_hold(  # an expired hold still charges (from available)
         hold=hold,
         amount_minor=amount_minor,
@@ -830,3 +940,246 @@ def _apply_refund(step: Step) -> Outcome:
         memo=f"refund {txn.merchant_name}".strip(),
     )
     return applied(f"refunded {step.money(amount_minor, currency_code)}")
+
+
+# --- rematching a clearing to a chosen hold ---------------------------------------------------
+
+REMATCHABLE_KINDS = frozenset({Kind.UNMATCHED_CLEARING, Kind.OUT_OF_ORDER_UNRESOLVED})
+NOT_POSTED = (ClearingLine.Outcome.EXCEPTION, ClearingLine.Outcome.REFUSED)
+
+
+@dataclass(frozen=True, slots=True)
+class UnpostedClearing:
+    """A clearing Marqeta sent that moved no money: what a rematch posts, and for whom."""
+
+    token: str  # Marqeta's transaction token: the clearing key, so a re-sent line replays
+    wallet: Wallet  # the cardholder the line or event names, in its currency
+    amount_minor: int
+    is_final: bool
+    merchant: ledger.Merchant
+    source: str  # for people: "clearing file #3 line 2", "webhook txn-x-clr"
+    marqeta_released_minor: int | None = None  # `amount_to_be_released`, when sent
+
+    @property
+    def currency_code(self) -> str:
+        return self.wallet.currency_code
+
+
+@dataclass(frozen=True, slots=True)
+class Rematch:
+    """What `rematch_clearing` did: the clearing it posted, or found posted by an earlier call."""
+
+    exception: ReconciliationException
+    clearing: Clearing
+    replayed: bool  # True: rematched before to this hold; nothing changed now
+
+
+def unposted_clearing_of(*, exception: ReconciliationException) -> UnpostedClearing:
+    """The clearing an exception is about, if a rematch can post it (read only).
+
+    `RematchNotSupported` for other kinds, or when the exception links no clearing line and
+    no clearing webhook; `ClearingAlreadyPosted` when money already moved under its token.
+    """
+    if exception.kind not in REMATCHABLE_KINDS:
+        raise RematchNotSupported(
+            f"a {exception.kind} exception is not a clearing to rematch", kind=exception.kind
+        )
+    if exception.clearing_id is not None:
+        raise _already_posted(exception.clearing)
+    unposted = _unposted_from_line(exception) or _unposted_from_event(exception)
+    if unposted is None:
+        raise RematchNotSupported(
+            f"exception #{exception.pk} links no clearing line and no clearing webhook"
+        )
+    _ensure_not_posted(unposted.token)
+    return unposted
+
+
+def _already_posted(clearing: Clearing) -> ClearingAlreadyPosted:
+    held = format_money(clearing.amount_minor, clearing.currency_code)
+    against = clearing.hold.authorization_key if clearing.hold_id else "no hold (force post)"
+    return ClearingAlreadyPosted(
+        f"{clearing.clearing_key} already charged {held} against {against}; a rematch would "
+        "charge it twice: correct it with a manual adjustment (propose_adjustment, maker-checker)"
+        " and resolve the exception with the reason",
+        clearing_key=clearing.clearing_key,
+    )
+
+
+def _ensure_not_posted(token: str) -> None:
+    clearing = Clearing.objects.select_related("hold").filter(clearing_key=token).first()
+    if clearing is not None:
+        raise _already_posted(clearing)
+
+
+def _unposted_from_line(exception: ReconciliationException) -> UnpostedClearing | None:
+    """A clearing file's line the ingestion queued without posting (details name it)."""
+    file_id, number = exception.details.get("clearing_file"), exception.details.get("line_number")
+    if file_id is None or number is None:
+        return None
+    line = ClearingLine.objects.filter(file_id=file_id, line_number=number).first()
+    if line is None:
+        return None
+    source = f"clearing file #{file_id} line {number}"
+    if line.clearing_id is not None:
+        raise _already_posted(line.clearing)
+    if line.outcome not in NOT_POSTED:
+        raise ClearingAlreadyPosted(
+            f"{source} is {line.outcome}: its money is in the ledger already"
+        )
+    if line.debit_credit != "D" or line.amount_minor is None or not line.transaction_token:
+        raise RematchNotSupported(f"{source} is not a readable charge with a token")
+    accounts = selectors.clearing_accounts(
+        card_tokens={line.card_token} - {""}, user_tokens={line.user_token} - {""}
+    )
+    return UnpostedClearing(
+        token=line.transaction_token,
+        wallet=accounts.wallet_for(
+            card_token=line.card_token, user_token=line.user_token, currency_code=line.currency_code
+        ),
+        amount_minor=line.amount_minor,
+        is_final=line.is_final_clearing is not False,  # empty: final, as nothing else matched
+        merchant=ledger.Merchant(
+            card_token=line.card_token, mcc=line.mcc, merchant_name=line.merchant_name
+        ),
+        source=source,
+        marqeta_released_minor=line.amount_to_be_released_minor,
+    )
+
+
+def _unposted_from_event(exception: ReconciliationException) -> UnpostedClearing | None:
+    """A clearing webhook that failed (its parent never came, or another wallet's hold)."""
+    event = exception.webhook_event
+    if event is None:
+        return None
+    txn = MarqetaTransaction.from_raw(event.raw)
+    if event.category != TRANSACTIONS or txn.type not in CLEARING_TYPES:
+        raise RematchNotSupported(f"webhook {event.token} is a {txn.type or event.category}")
+    if txn.state not in POSTED_STATES or event.status != Status.FAILED:
+        raise RematchNotSupported(f"webhook {event.token} is {txn.state} and {event.status}")
+    wallet = _card_account(txn).wallet
+    return UnpostedClearing(
+        token=txn.token,
+        wallet=wallet,
+        amount_minor=txn.funding_amount_minor(wallet.currency_code),
+        is_final=txn.is_final_clearing,
+        merchant=_merchant(txn),
+        source=f"webhook {event.token}",
+        marqeta_released_minor=(
+            txn.released_minor(wallet.currency_code) if txn.is_final_clearing else None
+        ),
+    )
+
+
+def _ensure_rematchable(hold: Hold, unposted: UnpostedClearing) -> None:
+    """Same currency, same wallet, and the chain's first authorization."""
+    key = hold.authorization_key
+    if hold.currency_code != unposted.currency_code:
+        raise WrongHoldForRematch(
+            f"{key} is in {hold.currency_code}; the clearing is in {unposted.currency_code}",
+            why="other_currency",
+        )
+    if hold.wallet_id != unposted.wallet.pk:
+        raise WrongHoldForRematch(
+            f"{key} is another cardholder's hold; the clearing is {unposted.wallet.holder_token}'s",
+            why="another_wallet",
+        )
+    if hold.original_id is not None:
+        raise WrongHoldForRematch(
+            f"{key} is an incremental: choose its authorization, {hold.original.authorization_key}",
+            why="incremental",
+        )
+
+
+def _earlier_rematch(exception: ReconciliationException, *, hold: Hold) -> Rematch | None:
+    """A second call: the first answer when it names the same hold; refused for another."""
+    done = exception.details.get("rematch")
+    if not done:
+        return None
+    if done["hold_id"] != hold.pk:
+        raise AlreadyRematched(
+            f"exception #{exception.pk} was rematched to {done['authorization_key']} already",
+            hold_id=done["hold_id"],
+        )
+    return Rematch(exception=exception, clearing=exception.clearing, replayed=True)
+
+
+def _record_rematch(
+    exception: ReconciliationException,
+    *,
+    clearing: Clearing,
+    unposted: UnpostedClearing,
+    actor: AbstractBaseUser,
+    reason: str,
+) -> None:
+    """Kept on the exception (links, notes, `details["rematch"]`): `ClearingLine` rows are
+    the ingestion's immutable record of what the file did, so they are not rewritten."""
+    key = clearing.hold.authorization_key
+    charged = format_money(clearing.amount_minor, clearing.currency_code)
+    text = f"rematched {unposted.source} ({charged}) to {key}: {reason}"
+    exception.hold_id, exception.clearing = clearing.hold_id, clearing
+    exception.ledger_transaction_id = clearing.posted_by_id
+    exception.notes = _with_note(exception.notes, actor=actor, text=text)
+    exception.details = {
+        **exception.details,
+        "rematch": {
+            "hold_id": clearing.hold_id,
+            "authorization_key": key,
+            "clearing_id": clearing.pk,
+            "clearing_key": clearing.clearing_key,
+            "source": unposted.source,
+            "from_hold_minor": clearing.from_hold_minor,
+            "excess_minor": clearing.excess_minor,
+            "released_minor": clearing.released_minor,
+            "marqeta_released_minor": unposted.marqeta_released_minor,
+        },
+    }
+    exception.save(
+        update_fields=["hold", "clearing", "ledger_transaction", "notes", "details", "updated_at"]
+    )
+
+
+@transaction.atomic
+def rematch_clearing(
+    *,
+    exception: ReconciliationException,
+    hold: Hold,
+    actor: AbstractBaseUser,
+    reason: str,
+) -> Rematch:
+    """Post an unmatched clearing against the hold ops chose, and resolve the exception.
+
+    The clearing key is Marqeta's transaction token, as the file and webhook paths use, so the
+    line re-sent or the webhook retried later replays instead of charging again. Only a
+    clearing that moved no money can be rematched (`unposted_clearing_of`); a second call with
+    the same hold returns the first result (`replayed`), with another hold `AlreadyRematched`.
+    """
+    if not reason.strip():
+        raise ReasonRequired("say why this hold is the clearing's authorization")
+    exception = _locked(exception)
+    if replay := _earlier_rematch(exception, hold=hold):
+        return replay
+    _ensure_unresolved(exception)
+    unposted = unposted_clearing_of(exception=exception)
+    _ensure_rematchable(hold, unposted)
+    lock_hold_chain(hold=hold)  # the ledger's order: chain, then accounts; then check the key
+    lock_accounts(ids=[unposted.wallet.available_id, unposted.wallet.held_id])
+    _ensure_not_posted(unposted.token)
+    with audited(target=exception, actor=actor, action="rematch_clearing", reason=reason.strip()):
+        clearing = ledger.clear_hold(
+            hold=hold,
+            amount_minor=unposted.amount_minor,
+            clearing_key=unposted.token,
+            is_final=unposted.is_final,
+            merchant=unposted.merchant,
+            actor=f"ops:{actor.get_username()}",
+        )
+        _record_rematch(
+            exception, clearing=clearing, unposted=unposted, actor=actor, reason=reason.strip()
+        )
+    flag_negative_balance(
+        wallet=unposted.wallet, posting=clearing.posted_by, card_token=unposted.merchant.card_token
+    )
+    resolution = f"rematched to {hold.authorization_key}: {reason.strip()}"
+    exception = resolve_exception(exception=exception, actor=actor, resolution=resolution)
+    return Rematch(exception=exception, clearing=clearing, replayed=False)

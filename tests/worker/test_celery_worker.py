@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import time
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
-import redis
 from django.conf import settings
-from django.db import connection
 
 from jit.outbox import drain_outbox
 from reconciliation.models import WebhookEvent
@@ -20,36 +14,7 @@ from tests.jit.conftest import JSON, basic
 from tests.ledger.helpers import assert_ledger_consistent, balances
 from tests.reconciliation.conftest import envelope, jit_request, transaction
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def celery_worker():
-    """`celery worker` against the test database and a broker database of its own."""
-    database = connection.settings_dict
-    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    broker.flushdb()
-    env = dict(os.environ)
-    env.update(
-        DJANGO_SETTINGS_MODULE="config.settings.test",
-        DATABASE_URL=(
-            f"postgres://{database['USER']}:{database['PASSWORD']}@{database['HOST']}:"
-            f"{database['PORT']}/{database['NAME']}"
-        ),
-        TEST_REDIS_URL=settings.REDIS_URL,
-        TEST_CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
-    )
-    worker = subprocess.Popen(  # noqa: S603 - our own worker
-        [shutil.which("celery", path=str(ROOT / ".venv" / "bin")) or "celery",
-         "-A", "config.celery_app", "worker", "-Q", "celery,webhooks", "--pool", "solo",
-         "--concurrency", "1", "--loglevel", "WARNING", "-n", f"test-{os.getpid()}@%h"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    yield worker
-    worker.terminate()
-    worker.wait(timeout=20)
-    broker.flushdb()
 
 
 def wait_until_applied(tokens: list[str], timeout: float = 60.0) -> dict[str, str]:
