@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from django.db import connection, models
 from django.utils import timezone
@@ -26,33 +27,30 @@ def copy_rows(*, table: str, columns: Sequence[str], rows: Iterable[tuple]) -> N
             copy.write_row(row)
 
 
-def copy_instances(instances: Sequence[models.Model]) -> None:
-    """COPY unsaved instances of one model: every concrete field but the primary key.
+def copy_records(model: type[models.Model], records: Sequence[dict[str, Any]]) -> None:
+    """COPY rows of `model` given as {attname: value}: every concrete field but the primary key.
 
-    Values are taken as set on the instance (no `pre_save` but `auto_now_add`, no field
-    validation: the database's constraints still apply); JSON fields are serialised here.
+    Fields a record leaves out get their default (`auto_now_add`: now). No `save()`, no field
+    validation: the database's constraints still apply. JSON fields are serialised here.
     """
-    if not instances:
+    if not records:
         return
-    meta = instances[0]._meta
-    fields = [field for field in meta.concrete_fields if not field.primary_key]
+    fields = [field for field in model._meta.concrete_fields if not field.primary_key]
     now = timezone.now()
-    for field in fields:
-        if getattr(field, "auto_now_add", False):
-            for instance in instances:
-                if getattr(instance, field.attname) is None:
-                    setattr(instance, field.attname, now)
+    defaults = {
+        field.attname: now if getattr(field, "auto_now_add", False) else field.get_default()
+        for field in fields
+    }
     json_columns = {field.attname for field in fields if isinstance(field, models.JSONField)}
-    attnames = [field.attname for field in fields]
     copy_rows(
-        table=meta.db_table,
+        table=model._meta.db_table,
         columns=[field.column for field in fields],
         rows=(
             tuple(
                 json.dumps(value) if name in json_columns else value
-                for name in attnames
-                for value in (instance.__dict__[name],)
+                for name, default in defaults.items()
+                for value in (record.get(name, default),)
             )
-            for instance in instances
+            for record in records
         ),
     )

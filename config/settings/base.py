@@ -195,7 +195,7 @@ CELERY_BEAT_SCHEDULE["reconciliation.check_cache_drift"] = {
 # Clearing files (reconciliation/clearing.py, docs/clearing-files.md).
 # CLEARING_INBOX_URL (above) is any fsspec URL: a local directory by default; sftp:// needs
 # `sshfs` and s3:// needs `s3fs` installed (not in requirements.txt).
-CLEARING_BATCH_LINES = env.int("CLEARING_BATCH_LINES", default=1000)  # lines per transaction
+CLEARING_BATCH_LINES = env.int("CLEARING_BATCH_LINES", default=5000)  # lines per transaction
 CLEARING_FUZZY_TOLERANCE_PERCENT = env.int("CLEARING_FUZZY_TOLERANCE_PERCENT", default=20)
 CLEARING_FUZZY_WINDOW_DAYS = env.int("CLEARING_FUZZY_WINDOW_DAYS", default=7)
 CLEARING_STALL_MINUTES = env.int("CLEARING_STALL_MINUTES", default=15)  # then queued again
