@@ -211,11 +211,9 @@ def fuzzy_candidates(
         return {}
     start = min(_window(c.settled_on, window_days)[0] for c in clearings)
     end = max(_window(c.settled_on, window_days)[1] for c in clearings)
-    pairs = Q()
-    for wallet_id, card_token in {(c.wallet_id, c.card_token) for c in clearings}:
-        pairs |= Q(wallet_id=wallet_id, card_token=card_token)
-    holds = Hold.objects.filter(
-        pairs,
+    pairs = {(c.wallet_id, c.card_token) for c in clearings}
+    holds = Hold.objects.filter(  # cards, then their pairs here: one index scan, not an OR
+        card_token__in={card_token for _, card_token in pairs},
         status=HoldStatus.OPEN,
         original__isnull=True,
         created_at__gte=start,
@@ -223,7 +221,8 @@ def fuzzy_candidates(
     ).order_by("created_at", "pk")
     found: dict[tuple[int, str], list[Hold]] = {}
     for hold in holds:
-        found.setdefault((hold.wallet_id, hold.card_token), []).append(hold)
+        if (hold.wallet_id, hold.card_token) in pairs:
+            found.setdefault((hold.wallet_id, hold.card_token), []).append(hold)
     return found
 
 

@@ -51,6 +51,25 @@ def test_given_raw_sql_when_balanced_entries_committed_then_accepted(funded_wall
     assert LedgerEntry.objects.filter(transaction_id=tx_id).count() == 2
 
 
+def test_given_balanced_posting_when_a_later_statement_adds_one_entry_then_refused(
+    funded_wallet,
+):
+    # given: a posting the ledger wrote (balanced)
+    posted = LedgerTransaction.objects.filter(entries__account=funded_wallet.available).first()
+    # when / then: one more entry on it, in a statement of its own
+    with (  # noqa: PT012 - the refused write is the one INSERT
+        pytest.raises(IntegrityError, match="does not balance"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(
+            "INSERT INTO ledger_ledgerentry (transaction_id, account_id, amount_minor,"
+            " currency_code) VALUES (%s, %s, 100, 'USD')",
+            [posted.pk, funded_wallet.available_id],
+        )
+    assert posted.entries.count() == 2
+
+
 def test_given_posted_entry_when_updated_by_raw_sql_then_database_refuses(funded_wallet):
     entry = LedgerEntry.objects.first()
     with (  # noqa: PT012 - several raw statements make the one refused write
