@@ -32,6 +32,8 @@ from ledger.selectors import Balances, wallet_balances
 
 def cardholder_by_token(*, token: str) -> Cardholder:
     try:
+        if "\x00" in token:  # PostgreSQL text has no NUL: no such row, and asking is an error
+            raise Cardholder.DoesNotExist
         return Cardholder.objects.select_related("program").get(token=token)
     except Cardholder.DoesNotExist:
         raise CardholderNotFound(f"no cardholder {token!r}", token=token) from None
@@ -39,6 +41,8 @@ def cardholder_by_token(*, token: str) -> Cardholder:
 
 def card_by_token(*, token: str) -> Card:
     try:
+        if "\x00" in token:  # PostgreSQL text has no NUL: no such row, and asking is an error
+            raise Card.DoesNotExist
         return Card.objects.select_related("cardholder__program").get(token=token)
     except Card.DoesNotExist:
         raise CardNotFound(f"no card {token!r}", token=token) from None

@@ -62,6 +62,19 @@ def _object(container: dict[str, Any], name: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def is_storable(text: str) -> bool:
+    """PostgreSQL text takes no NUL character and UTF-8 has no lone surrogate (JSON's `\\u0000`
+    and `\\ud800` parse fine). Text the ledger writer would store must pass, or its batch
+    fails at every retry and the decisions behind it never reach the ledger."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _text(container: dict[str, Any], name: str, *, required: bool = False, limit: int = 255) -> str:
     value = container.get(name)
     if value is None and not required:
@@ -70,6 +83,8 @@ def _text(container: dict[str, Any], name: str, *, required: bool = False, limit
         value = str(value)  # tokens and codes may arrive as numbers [seen]
     if not isinstance(value, str) or (required and not value) or len(value) > limit:
         raise InvalidJitField(f"{name} must be a string of 1 to {limit} characters", field=name)
+    if not is_storable(value):
+        raise InvalidJitField(f"{name} holds a NUL or an unpaired surrogate", field=name)
     return value
 
 

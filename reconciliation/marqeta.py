@@ -18,9 +18,11 @@ from typing import Any
 import simplejson
 from django.utils.dateparse import parse_datetime
 
+from jit.marqeta import is_storable
 from ledger.money import to_minor
 from reconciliation.errors import BadSignature, MalformedWebhook
 
+MAX_DEPTH = 32  # Marqeta's events nest about 12 levels; the walks below recurse once a level
 TOKEN_MAX = 80  # Marqeta's are at most 36; anything longer is keyed by the event's hash
 CATEGORY_RE = re.compile(r"^[a-z][a-z0-9_.]{0,39}$")
 TRANSACTIONS, PINGS = "transactions", "pings"
@@ -166,6 +168,25 @@ def _event(category: str, raw: dict[str, Any]) -> EnvelopeEvent:
     )
 
 
+def _refuse_unstorable(document: Any) -> None:
+    """`MalformedWebhook` for what the event table cannot hold or our walks cannot recurse
+    into: a NUL or an unpaired surrogate in any key or string (PostgreSQL refuses them),
+    nesting deeper than MAX_DEPTH. Iterative, so a deep body cannot exhaust the stack here."""
+    pending = [(document, 0)]
+    while pending:
+        value, depth = pending.pop()
+        if depth > MAX_DEPTH:
+            raise MalformedWebhook(f"the body nests deeper than {MAX_DEPTH} levels")
+        texts = [value] if isinstance(value, str) else []
+        if isinstance(value, dict):
+            texts = list(value)
+            pending.extend((item, depth + 1) for item in value.values())
+        elif isinstance(value, list):
+            pending.extend((item, depth + 1) for item in value)
+        if not all(is_storable(text) for text in texts):
+            raise MalformedWebhook("the body holds a NUL or an unpaired surrogate")
+
+
 @dataclass(frozen=True, slots=True)
 class Envelope:
     """The events of one POST, each token once, and how many the body carried."""
@@ -186,6 +207,7 @@ def parse_envelope(body: bytes) -> Envelope:
         raise MalformedWebhook(f"the body is not valid JSON: {error}") from None
     if not isinstance(document, dict):
         raise MalformedWebhook("the body must be a JSON object of event arrays")
+    _refuse_unstorable(document)
     events: dict[str, EnvelopeEvent] = {}
     count = 0
     for category, items in document.items():

@@ -6,6 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from cards.models import Card, Cardholder, SpendControl, VelocityLimit
@@ -16,6 +17,9 @@ from ledger.selectors import Balances
 TOKEN_RE = r"^[A-Za-z0-9_\-.]{1,36}$"  # noqa: S105 - a pattern, not a secret
 
 
+@extend_schema_field(
+    {"type": "string", "format": "decimal", "pattern": r"^[0-9]+(\.[0-9]+)?$", "example": "12.34"}
+)
 class MoneyField(serializers.Field):
     """A decimal string (or JSON number parsed as Decimal), never a float."""
 

@@ -20,6 +20,7 @@ from cards.api.serializers import balances_out
 from cards.selectors import card_by_token, cardholder_by_token
 from config.errors import DomainError
 from jit import metrics, services
+from jit.api.openapi import JIT_SCHEMA
 from jit.auth import MarqetaJitAuthentication
 from jit.history import HistoryEntry, card_history
 from jit.marqeta import parse_jit_request
@@ -40,6 +41,7 @@ class JitFundingApi(APIView):
     permission_classes = [IsAuthenticated]
     parser_classes: list = []  # the body is parsed once, by parse_jit_request
 
+    @extend_schema(**JIT_SCHEMA)
     def post(self, request: Request) -> HttpResponse:
         received_at_us = services.now_us()
         try:

@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.errors import DomainError
+from jit.api.openapi import WEBHOOK_SCHEMA
 from jit.auth import BasicSettingsAuthentication
 from reconciliation import services
 from reconciliation.errors import WebhookTooLarge
@@ -52,7 +53,7 @@ class WebhookReceiveApi(APIView):
     permission_classes = [IsAuthenticated]
     parser_classes: list = []  # the raw bytes are signed: they are read and parsed once, here
 
-    @extend_schema(request=dict, responses={200: dict})
+    @extend_schema(**WEBHOOK_SCHEMA)
     def post(self, request: Request) -> Response:
         try:
             body = raw_body(request)

@@ -1,124 +1,63 @@
-"""The decision script on a real 3-node Redis Cluster: every key of a decision in one slot."""
+"""The gateway on a real 3-node Redis Cluster: every key of a decision in one slot, and two web
+processes sharing the cluster decide exactly as one process on a single Redis."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import time
-
+import httpx
 import pytest
-import redis
 
+from cards.selectors import funding_account_for
+from cards.services import deposit_funds
 from jit import cache
 from jit.models import JitDecision
 from jit.outbox import drain_outbox
-from jit.redis_client import gateway_redis, reset_clients
+from jit.redis_client import gateway_redis
+from ledger.selectors import wallet_balances
 from tests.cards.factories import CardFactory
+from tests.jit.cluster import gateway_on_cluster, running_cluster, web_processes
 from tests.jit.conftest import JSON, jit_body, put_in_cache
+from tests.jit.test_outbox import _writer_env as process_environment
 from tests.ledger.helpers import assert_ledger_consistent
 
 pytestmark = pytest.mark.django_db
 
 
-def _bindable(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def _free_ports(count: int) -> list[int]:
-    """Ports whose cluster bus port (+10000) is free too, below the ephemeral range."""
-    ports: list[int] = []
-    for port in range(21_000 + os.getpid() % 4_000, 30_000, 7):
-        if _bindable(port) and _bindable(port + 10_000):
-            ports.append(port)
-        if len(ports) == count:
-            return ports
-    raise RuntimeError("no free ports for a Redis Cluster")
-
-
 @pytest.fixture
-def redis_cluster(tmp_path, settings):
-    """Three masters on loopback, slots spread by redis-cli, torn down after the test."""
-    ports, processes = _free_ports(3), []
-    for port in ports:
-        directory = tmp_path / str(port)
-        directory.mkdir()
-        processes.append(
-            subprocess.Popen(  # noqa: S603
-                [shutil.which("redis-server"), "--port", str(port), "--bind", "127.0.0.1",
-                 "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                 "--dir", str(directory), "--save", "", "--appendonly", "no"],
-                stdout=subprocess.DEVNULL,
-            )
-        )  # fmt: skip
-    for port, process in zip(ports, processes, strict=True):
-        _wait_ping(port, process)
-    subprocess.run(  # noqa: S603
-        [shutil.which("redis-cli"), "--cluster", "create",
-         *[f"127.0.0.1:{port}" for port in ports], "--cluster-yes"],
-        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    _wait_cluster_ok(ports[0])
-    settings.REDIS_URL, settings.JIT_REDIS_CLUSTER = f"redis://127.0.0.1:{ports[0]}/0", True
-    reset_clients()
-    cache.reset_scripts()
-    yield ports
-    for process in processes:
-        process.terminate()
-        process.wait(timeout=10)
-    reset_clients()
-    cache.reset_scripts()
+def redis_cluster(tmp_path):
+    """The cluster, with this process's gateway and maintenance clients pointed at it."""
+    with running_cluster(tmp_path) as ports, gateway_on_cluster(ports):
+        yield ports
 
 
-def _wait_ping(port: int, process: subprocess.Popen) -> None:
-    client = redis.Redis(port=port, socket_timeout=1, socket_connect_timeout=1)
-    for _ in range(300):
-        if process.poll() is not None:
-            raise RuntimeError(f"redis-server on {port} exited ({process.returncode})")
-        try:
-            client.ping()
-            return
-        except (redis.ConnectionError, redis.TimeoutError):
-            time.sleep(0.01)
-    raise RuntimeError(f"redis-server on {port} did not start")
+def cards_on_every_node(prefix: str, per_node: int) -> list:
+    """Funded cards (10.00 each) whose cardholders' keys live on each of the cluster's nodes,
+    in the cache of the Redis the settings name."""
+    cluster = gateway_redis()
+    by_node: dict[str, list[str]] = {}
+    for n in range(500):
+        token = f"{prefix}{n}"
+        node = cluster.get_node_from_key(cache.keys.account_key(token)).name
+        if len(by_node.setdefault(node, [])) < per_node:
+            by_node[node].append(token)
+    assert len(by_node) == 3
+    return funded_cards([token for tokens in by_node.values() for token in tokens])
 
 
-def _wait_cluster_ok(port: int) -> None:
-    client = redis.Redis(port=port, socket_timeout=1, socket_connect_timeout=1)
-    for _ in range(300):
-        if client.cluster("info").get("cluster_state") == "ok":
-            return
-        time.sleep(0.02)
-    raise RuntimeError("the cluster never became ok")
+def funded_cards(tokens: list[str]) -> list:
+    cards = [CardFactory(cardholder__token=token) for token in tokens]
+    for card in cards:
+        deposit_funds(
+            cardholder=card.cardholder, amount_minor=1_000, idempotency_key=card.token, actor="t"
+        )
+        put_in_cache(card)
+    return cards
 
 
 def test_given_cluster_when_cardholders_on_all_nodes_authorize_then_same_results_as_single(
     client, marqeta_auth, redis_cluster
 ):
     # given: four cardholders on each of the three nodes
-    from cards.services import deposit_funds
-
-    cluster = gateway_redis()
-    by_node: dict[str, list[str]] = {}
-    for n in range(500):
-        token = f"user_c{n}"
-        node = cluster.get_node_from_key(cache.keys.account_key(token)).name
-        if len(by_node.setdefault(node, [])) < 4:
-            by_node[node].append(token)
-    cards = [
-        CardFactory(cardholder__token=token) for tokens in by_node.values() for token in tokens
-    ]
-    for card in cards:
-        deposit_funds(
-            cardholder=card.cardholder, amount_minor=1_000, idempotency_key=card.token, actor="t"
-        )
-        put_in_cache(card)
+    cards = cards_on_every_node("user_c", per_node=4)
     # when: each spends 6.00 twice (the second is declined) and replays the first
     statuses = []
     for card in cards:
@@ -130,10 +69,97 @@ def test_given_cluster_when_cardholders_on_all_nodes_authorize_then_same_results
             )
     drain_outbox()
     # then
-    assert len(by_node) == 3
     assert len(cards) == 12
     assert statuses == [200, 402, 200] * len(cards)
     assert JitDecision.objects.filter(outcome="approved").count() == len(cards)
     for card in cards:
         assert cache.cached_available(user_token=card.cardholder.token) == 400
+    assert_ledger_consistent()
+
+
+# --- two web processes on the cluster against one process on a single Redis ------------------
+
+# Per card, 10.00 deposited: (JIT token suffix, amount, method, original token suffix).
+WORKLOAD = [
+    ("a", "6.00", "pgfs.authorization", None),  # approved, 4.00 left
+    ("b", "6.00", "pgfs.authorization", None),  # declined: insufficient funds
+    ("a", "6.00", "pgfs.authorization", None),  # Marqeta's retry: the first answer
+    ("a-incr", "3.00", "pgfs.authorization.incremental", "a"),  # approved, 1.00 left
+    ("a-rev", "2.00", "pgfs.authorization.reversal", "a"),  # advice: 3.00 back
+    ("c", "3.00", "pgfs.authorization", None),  # approved, 0.00 left
+    ("b", "1.00", "pgfs.authorization", None),  # the declined token, another amount: 409
+    ("d", "0.01", "pgfs.authorization", None),  # declined
+]
+
+
+def workload(card, step: int) -> str:
+    suffix, amount, method, original = WORKLOAD[step]
+    return jit_body(
+        card, token=f"{card.token}-{suffix}", amount=amount, method=method,
+        original=f"{card.token}-{original}" if original else None,
+    )  # fmt: skip
+
+
+def outcome(cards: list) -> dict:
+    """What the platform shows once the ledger writer has caught up, per card index."""
+    drain_outbox()
+    wallets = [funding_account_for(cardholder=card.cardholder).wallet for card in cards]
+    balances = [wallet_balances(wallet=wallet) for wallet in wallets]
+    tokens = [card.cardholder.token for card in cards]
+    return {
+        "cached": [cache.cached_available(user_token=token) for token in tokens],
+        "ledger": [(b.available_minor, b.pending_minor) for b in balances],
+        "decisions": [
+            sorted(JitDecision.objects.filter(user_token=token).values_list("outcome", "op"))
+            for token in tokens
+        ],
+    }
+
+
+def run_single(client, marqeta_auth) -> tuple[list[int], dict]:
+    """The workload through one process (this one) on the suite's single Redis."""
+    cards = funded_cards([f"user_s{n}" for n in range(6)])
+    statuses = [
+        client.post("/jit/marqeta/", workload(card, step), content_type=JSON, **marqeta_auth)
+        for step in range(len(WORKLOAD))
+        for card in cards
+    ]
+    return [response.status_code for response in statuses], outcome(cards)
+
+
+def run_split(urls: list[str], marqeta_auth: dict) -> tuple[list[int], dict]:
+    """The same workload through the web processes, each card's steps alternating between
+    them, so every step after the first reads what the other process wrote."""
+    cards = cards_on_every_node("user_w", per_node=2)
+    headers = {"Authorization": marqeta_auth["HTTP_AUTHORIZATION"], "Content-Type": JSON}
+    statuses = []
+    with httpx.Client(timeout=10) as http:
+        for step in range(len(WORKLOAD)):
+            for index, card in enumerate(cards):
+                url = urls[(step + index) % len(urls)] + "/jit/marqeta/"
+                statuses.append(http.post(url, content=workload(card, step), headers=headers))
+    return [response.status_code for response in statuses], outcome(cards)
+
+
+@pytest.mark.django_db(transaction=True)  # the web processes read the committed cards
+def test_given_two_web_processes_on_the_cluster_when_a_workload_is_split_then_same_as_single(
+    client, marqeta_auth, tmp_path
+):
+    # given: the single-Redis reference, through this process
+    single_statuses, single = run_single(client, marqeta_auth)
+    # when: the same workload through two gunicorn processes on a 3-node cluster
+    with running_cluster(tmp_path / "cluster") as ports, gateway_on_cluster(ports):
+        environment = {
+            **process_environment(),  # the test database; TEST_REDIS_URL: the cluster
+            "JIT_REDIS_CLUSTER": "true",
+            "JIT_STANDIN_SPOOL": str(tmp_path / "standin.jsonl"),
+        }
+        with web_processes(2, environment, tmp_path) as urls:
+            split_statuses, split = run_split(urls, marqeta_auth)
+    # then
+    assert single_statuses[:6] == [200] * 6  # the workload does what its comments say
+    assert set(single_statuses) == {200, 402, 409}
+    assert split_statuses == single_statuses
+    assert split == single
+    assert single["cached"] == [0] * 6
     assert_ledger_consistent()
