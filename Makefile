@@ -4,7 +4,7 @@ SHELL := /bin/bash
 VENV := .venv
 ARGS ?=
 
-.PHONY: help run stop test lint fmt services shell demo bench-jit bench-clearing
+.PHONY: help run stop test reliability lint fmt services shell demo bench-jit bench-clearing
 
 help: ## List the targets (default)
 	@echo "Targets:"
@@ -18,6 +18,9 @@ stop: ## Stop gunicorn, celery, PostgreSQL and Redis
 
 test: ## Lint, then pytest (extra args: make test ARGS="-k jit -x")
 	@bash scripts/test.sh $(ARGS)
+
+reliability: ## Faults and minutes of load on a private stack, long variants (docs/reliability.md)
+	@bash scripts/reliability.sh $(ARGS)
 
 lint: | $(VENV)/bin/ruff ## ruff format --check and ruff check
 	@$(VENV)/bin/ruff format --check . && $(VENV)/bin/ruff check .

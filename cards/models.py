@@ -389,7 +389,7 @@ class FallbackPolicy(models.Model):
     standin_max_daily_per_card_minor = models.BigIntegerField(default=0)
     standin_allowed_mccs = ArrayField(models.CharField(max_length=4), default=list, blank=True)
     deadline_ms = models.PositiveIntegerField(default=250)
-    redis_timeout_ms = models.PositiveIntegerField(default=50)
+    redis_timeout_ms = models.PositiveIntegerField(default=150)  # as JIT_REDIS_TIMEOUT_MS
     breaker_failure_threshold = models.PositiveIntegerField(default=5)
     breaker_reset_seconds = models.PositiveIntegerField(default=10)
     updated_at = models.DateTimeField(auto_now=True)

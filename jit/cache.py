@@ -65,14 +65,42 @@ def reset_scripts() -> None:
 
 def fingerprint(jit_request: JitRequest) -> str:
     """What makes two messages with one token the same request."""
-    parts = (
-        jit_request.method,
-        jit_request.user_token,
-        jit_request.card_token,
-        str(jit_request.amount_minor),
-        jit_request.currency_code,
+    return fingerprint_of(
+        method=jit_request.method,
+        user_token=jit_request.user_token,
+        card_token=jit_request.card_token,
+        amount_minor=jit_request.amount_minor,
+        currency_code=jit_request.currency_code,
     )
+
+
+def fingerprint_of(
+    *, method: str, user_token: str, card_token: str, amount_minor: int, currency_code: str
+) -> str:
+    """`fingerprint` from stored fields (a rebuild restores the idempotency records)."""
+    parts = (method, user_token, card_token, str(amount_minor), currency_code)
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
+
+
+def stored_answer_record(
+    *,
+    fingerprint: str,
+    decline_reason: str,
+    reason_code: str,
+    available_minor: int | None,
+    rule_hits: str,
+) -> str:
+    """The idempotency record as decide.lua writes it (a rebuild writes it back)."""
+    return simplejson.dumps(
+        {
+            "fp": fingerprint,
+            "dr": decline_reason,
+            "rc": reason_code,
+            "av": available_minor if available_minor is not None else "",
+            "rh": rule_hits,
+            "x": "",
+        }
+    )
 
 
 def advice_ledger_key(jit_request: JitRequest) -> str:
@@ -139,8 +167,8 @@ def run_decision(jit_request: JitRequest, *, received_at_us: int) -> ScriptAnswe
         jit_request.deny_reason,
     ]
     outcome, decline, reason, available, hits, extra = _script("decide")(
-        keys=_decision_keys(jit_request), args=args
-    )
+        keys=_decision_keys(jit_request), args=args, client=gateway_redis()
+    )  # the client of the timeout in force (the script object was made with the first one)
     return ScriptAnswer(
         outcome=outcome,
         decline_reason=decline,

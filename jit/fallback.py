@@ -24,6 +24,7 @@ from django.conf import settings
 from jit.marqeta import JitRequest
 from jit.methods import Op, is_advice
 from jit.metrics import BREAKER_OPEN
+from jit.redis_client import set_gateway_timeout_ms
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 
@@ -39,6 +40,7 @@ class StandInPolicy:
     deadline_ms: int = 250
     failure_threshold: int = 5
     reset_seconds: float = 10.0
+    redis_timeout_ms: int | None = None  # None: the JIT_REDIS_TIMEOUT_MS setting
 
 
 class CircuitBreaker:
@@ -102,6 +104,7 @@ def install_policy(policy: StandInPolicy) -> None:
     global _policy
     _policy = policy
     _breaker.threshold, _breaker.reset_seconds = policy.failure_threshold, policy.reset_seconds
+    set_gateway_timeout_ms(policy.redis_timeout_ms)
 
 
 def stand_in_decision(jit_request: JitRequest) -> tuple[bool, str]:
@@ -188,6 +191,7 @@ def load_policy() -> StandInPolicy:
         deadline_ms=row.deadline_ms,
         failure_threshold=row.breaker_failure_threshold,
         reset_seconds=row.breaker_reset_seconds,
+        redis_timeout_ms=row.redis_timeout_ms,
     )
 
 

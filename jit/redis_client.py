@@ -23,10 +23,27 @@ def _client(timeout_seconds: float) -> redis.Redis | RedisCluster:
     return redis.Redis.from_url(settings.REDIS_URL, **options)
 
 
-@functools.cache
+_gateway_timeout_ms: int | None = None  # the fallback policy's, once one is installed
+
+
+def set_gateway_timeout_ms(timeout_ms: int | None) -> None:
+    """The fallback policy's Redis timeout for the hot path (None: `JIT_REDIS_TIMEOUT_MS`).
+
+    Why here: ops tune it in the admin (FallbackPolicy.redis_timeout_ms) and each web
+    process's policy refresher applies it; the next decision uses a client with that timeout.
+    """
+    global _gateway_timeout_ms
+    _gateway_timeout_ms = timeout_ms
+
+
 def gateway_redis() -> redis.Redis | RedisCluster:
-    """The hot path's client: one connection pool per process."""
-    return _client(settings.JIT_REDIS_TIMEOUT_MS / 1000)
+    """The hot path's client: one connection pool per process (and per timeout in force)."""
+    return _gateway_client(_gateway_timeout_ms or settings.JIT_REDIS_TIMEOUT_MS)
+
+
+@functools.cache
+def _gateway_client(timeout_ms: int) -> redis.Redis | RedisCluster:
+    return _client(timeout_ms / 1000)
 
 
 @functools.cache
@@ -36,5 +53,5 @@ def maintenance_redis() -> redis.Redis | RedisCluster:
 
 def reset_clients() -> None:
     """Forget the clients (tests that point settings at another Redis)."""
-    gateway_redis.cache_clear()
+    _gateway_client.cache_clear()
     maintenance_redis.cache_clear()

@@ -10,8 +10,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 
+from django.conf import settings
 from django.db.models import Count, Q, Sum
+from django.utils import timezone
 
 from cards.controls import card_cache_record
 from cards.models import Card
@@ -42,6 +45,7 @@ class RebuildReport:
     accounts: int
     cards: int
     open_holds: int
+    answers: int = 0  # idempotency records restored (decisions still within their TTL)
 
 
 def _push_accounts() -> int:
@@ -69,6 +73,43 @@ def _push_open_holds() -> int:
         key = keys.hold_key(root.wallet.holder_token, root.jit_funding_token)
         client.hset(key, mapping={"amount": root.amount_minor, "remaining": remaining})
         count += 1
+    return count
+
+
+def _push_answers() -> int:
+    """The idempotency record of every decision still inside its TTL, from `JitDecision`.
+
+    Without them a Marqeta retry after the rebuild is decided again: the cache would move a
+    second time (the ledger, keyed on the token, once), and a declined token could come back
+    approved with no hold behind it.
+    """
+    ttl = settings.JIT_IDEMPOTENCY_TTL_SECONDS
+    now = timezone.now()
+    client = maintenance_redis()
+    decisions = JitDecision.objects.filter(decided_at__gte=now - timedelta(seconds=ttl))
+    count = 0
+    pipe = client.pipeline(transaction=False)
+    for decision in decisions.iterator(chunk_size=2_000):
+        left = ttl - int((now - decision.decided_at).total_seconds())
+        record = cache.stored_answer_record(
+            fingerprint=cache.fingerprint_of(
+                method=decision.method,
+                user_token=decision.user_token,
+                card_token=decision.card_token,
+                amount_minor=decision.amount_minor,
+                currency_code=decision.currency_code,
+            ),
+            decline_reason=decision.decline_reason,
+            reason_code=decision.reason_code,
+            available_minor=decision.available_after_minor,
+            rule_hits=decision.rule_hits,
+        )
+        key = keys.idempotency_key(decision.user_token, decision.jit_funding_token)
+        pipe.set(key, record, ex=max(1, left), nx=True)  # a newer live answer wins
+        count += 1
+        if count % 2_000 == 0:
+            pipe.execute()
+    pipe.execute()
     return count
 
 
@@ -107,6 +148,7 @@ def rebuild_balance_cache() -> RebuildReport:
         accounts=accounts,
         cards=cards.count(),
         open_holds=_push_open_holds(),
+        answers=_push_answers(),
     )
     logger.info("balance cache rebuilt: %s", report)
     return report

@@ -392,7 +392,7 @@ def test_given_program_when_fallback_set_then_defaults_kept_and_audited(program,
     # then
     policy.refresh_from_db()
     assert policy.mode == FallbackPolicy.Mode.APPROVE_UP_TO
-    assert (policy.deadline_ms, policy.redis_timeout_ms) == (250, 50)
+    assert (policy.deadline_ms, policy.redis_timeout_ms) == (250, 150)
     assert (policy.breaker_failure_threshold, policy.breaker_reset_seconds) == (5, 10)
     assert AuditEvent.objects.get(action="set_fallback_policy").reason == "availability first"
 

@@ -12,13 +12,15 @@ from pathlib import Path
 import pytest
 import redis
 
+from cards.services import set_fallback_policy
 from jit import fallback
 from jit.models import JitDecision
 from jit.outbox import drain_outbox
-from jit.redis_client import reset_clients
+from jit.redis_client import gateway_redis, reset_clients
 from jit.standin import replay_standin_spool
 from jit.sync import rebuild_balance_cache
 from ledger.models import Hold, NegativeBalance
+from tests.cards.factories import ProgramFactory
 from tests.jit.conftest import JSON, jit_body, put_in_cache
 from tests.ledger.helpers import assert_ledger_consistent, balances
 
@@ -223,3 +225,16 @@ def test_given_redis_times_out_after_deciding_when_answering_then_the_stored_ans
     assert response.status_code == 200
     assert "fallback" not in json.loads(response.content)["jit_funding"]["tags"]
     assert cache.cached_available(user_token=funded_card.cardholder.token) == 7_000
+
+
+def test_given_policy_redis_timeout_when_installed_then_the_gateway_waits_that_long(db, settings):
+    # given: ops set the program's fallback policy in the admin
+    program = ProgramFactory()
+    set_fallback_policy(program=program, actor=None, reason="tune", redis_timeout_ms=80)
+    # when: the web process's refresher installs it
+    fallback.install_policy(fallback.load_policy())
+    # then: the hot path's Redis client times out after 80 ms, and after the setting without one
+    timeout = gateway_redis().connection_pool.connection_kwargs["socket_timeout"]
+    fallback.install_policy(fallback.StandInPolicy())
+    default = gateway_redis().connection_pool.connection_kwargs["socket_timeout"]
+    assert (timeout, default) == (0.08, settings.JIT_REDIS_TIMEOUT_MS / 1000)

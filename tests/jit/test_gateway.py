@@ -10,7 +10,9 @@ import pytest
 from cards.services import set_card_state
 from jit import cache
 from jit.keys import all_outbox_keys
+from jit.outbox import drain_outbox
 from jit.redis_client import gateway_redis
+from jit.sync import rebuild_balance_cache
 from tests.jit.conftest import JSON, basic, jit_body
 
 pytestmark = pytest.mark.django_db
@@ -99,6 +101,28 @@ def test_given_decline_when_replayed_after_deposit_then_still_declined(
     # then: the original answer, a decline included
     assert again.status_code == 402
     assert funding(again)["decline_reason"] == "INSUFFICIENT_FUNDS"
+
+
+def test_given_redis_lost_and_rebuilt_when_marqeta_retries_then_the_first_answers_stand(
+    client, marqeta_auth, card_in_cache
+):
+    # given: an approval and a decline, written to the ledger; then Redis is lost and rebuilt
+    approved = jit_body(card_in_cache, token="jit-rb-ok", amount="40.00")
+    declined = jit_body(card_in_cache, token="jit-rb-no", amount="150.00")
+    first = [post(client, body, marqeta_auth) for body in (approved, declined)]
+    drain_outbox()
+    gateway_redis().flushdb()
+    report = rebuild_balance_cache()
+    cache.put_account(  # and the cardholder has since been topped up
+        user_token=card_in_cache.cardholder.token, available_minor=50_000, currency_code="USD"
+    )
+    # when: Marqeta retries both tokens
+    again = [post(client, body, marqeta_auth) for body in (approved, declined)]
+    # then: the same answers, and the approval moved the cache once
+    assert report.answers == 2
+    assert [r.status_code for r in again] == [r.status_code for r in first] == [200, 402]
+    assert [funding(r) for r in again] == [funding(r) for r in first]
+    assert available(card_in_cache) == 50_000
 
 
 def test_given_token_when_replayed_with_other_amount_then_409_and_first_answer_stands(

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import socket
+import time
 from typing import Any
 
+import redis
 from django.core.management.base import BaseCommand, CommandParser
-from django.db import close_old_connections
+from django.db import DatabaseError, close_old_connections, connections
 
 from jit import metrics
 from jit.outbox import ensure_groups, outbox_lag, read_batch, shard_streams, write_batch
 from jit.redis_client import maintenance_redis
+
+logger = logging.getLogger("jit.outbox")
 
 
 class Command(BaseCommand):
@@ -32,16 +37,51 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
         client = maintenance_redis()
-        ensure_groups(client)
         self.stdout.write(f"ledger writer {consumer} started")
+        backoff = Backoff()
         while self.running:
-            close_old_connections()
-            events = read_batch(
-                client, consumer=consumer, count=batch, block_ms=block_ms, streams=streams
-            )
-            write_batch(client, events)
-            metrics.OUTBOX_LAG.set(outbox_lag(client))
+            try:
+                if backoff.failures:  # after a Redis restart or flush the groups may be gone
+                    ensure_groups(client)
+                self._step(
+                    client, consumer=consumer, batch=batch, block_ms=block_ms, streams=streams
+                )
+                backoff.reset()
+            except (redis.RedisError, DatabaseError) as error:
+                # Redis or PostgreSQL away, a deadlock: nothing was acknowledged, so the batch
+                # is this consumer's pending work and is read again first. Wait, then retry.
+                delay = backoff.next()
+                logger.warning("ledger writer %s: %s; again in %.1f s", consumer, error, delay)
+                connections.close_all()
+                time.sleep(delay)
         self.stdout.write(f"ledger writer {consumer} stopped")
+
+    @staticmethod
+    def _step(
+        client: redis.Redis, *, consumer: str, batch: int, block_ms: int, streams: list[str]
+    ) -> None:
+        close_old_connections()
+        events = read_batch(
+            client, consumer=consumer, count=batch, block_ms=block_ms, streams=streams
+        )
+        write_batch(client, events)
+        metrics.OUTBOX_LAG.set(outbox_lag(client))
 
     def _stop(self, *_: object) -> None:
         self.running = False
+
+
+class Backoff:
+    """0.2 s, doubling to 5 s while failures last; a success starts over."""
+
+    FIRST, LAST = 0.2, 5.0
+
+    def __init__(self) -> None:
+        self.failures = 1  # the first step also makes sure the consumer groups exist
+
+    def next(self) -> float:
+        self.failures += 1
+        return min(self.LAST, self.FIRST * 2 ** (self.failures - 2))
+
+    def reset(self) -> None:
+        self.failures = 0
