@@ -10,7 +10,8 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -105,3 +106,15 @@ def api_exception_handler(error: Exception, context: dict[str, Any]) -> Response
     if response.status_code == status.HTTP_401_UNAUTHORIZED:
         response["WWW-Authenticate"] = response.get("WWW-Authenticate", "Token")
     return response
+
+
+API_PREFIXES = ("/api/", "/jit/", "/webhooks/")
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """`handler404`: an unknown URL under the API's prefixes gets the API's error body (a
+    client parses JSON); anywhere else, Django's page."""
+    if request.path.startswith(API_PREFIXES):
+        body = {"code": "not_found", "message": f"no endpoint at {request.path[:200]}"}
+        return JsonResponse({**body, "details": {}}, status=404)
+    return defaults.page_not_found(request, exception)

@@ -11,6 +11,8 @@ admin.site.site_title = "Card program"
 admin.site.index_title = "Operations"
 admin.site.disable_action("delete_selected")  # nothing money-related is deleted in bulk
 
+handler404 = "config.errors.not_found"
+
 urlpatterns = [
     # Our admin pages first: the admin site's own patterns end in a catch-all.
     path("admin/", admin.site.admin_view(dashboard.admin_index), name="admin-home"),
