@@ -52,6 +52,8 @@ from ledger.services import (
     PostingPlan,
     _ensure_currencies,
     _natural_deltas,
+    _open_remaining,
+    crosses_zero,
     ensure_balanced,
     ensure_floors,
     plan_clearing,
@@ -137,9 +139,7 @@ class LedgerBatch:
     def open_remaining_minor(self, root_id: int) -> int:
         """What a hold chain still holds, as this batch has left it so far."""
         self.lock(root_ids=[root_id])
-        return sum(
-            hold.remaining_minor for hold in self.chains[root_id] if hold.status == HoldStatus.OPEN
-        )
+        return _open_remaining(self.chains[root_id])
 
     # --- postings (the services' arithmetic) ---
 
@@ -248,10 +248,9 @@ class LedgerBatch:
         before, after = account.balance_minor, account.balance_minor + delta
         account.balance_minor = after
         self._moved_accounts.add(account.pk)
-        if account.kind != Account.Kind.AVAILABLE:
-            return
-        planned.available_after[account.pk] = after
-        if (before < 0) != (after < 0):
+        if account.kind == Account.Kind.AVAILABLE:
+            planned.available_after[account.pk] = after
+        if crosses_zero(account, before=before, after=after):
             account.negative_since = self.now if after < 0 else None
             self._crossings.append(_Crossing(account.pk, planned, after))
 

@@ -171,11 +171,16 @@ def _apply_balances(
         account = accounts[account_id]
         before, after = account.balance_minor, account.balance_minor + delta
         changes: dict[str, Any] = {"balance_minor": F("balance_minor") + delta}
-        if account.kind == Account.Kind.AVAILABLE and (before < 0) != (after < 0):
+        if crosses_zero(account, before=before, after=after):
             changes["negative_since"] = now if after < 0 else None
             _flag_negative_crossing(account, posted, after, now)
         Account.objects.filter(pk=account_id).update(**changes)
         account.balance_minor = after
+
+
+def crosses_zero(account: Account, *, before: int, after: int) -> bool:
+    """An available balance going below zero or back: a negative episode opens or closes."""
+    return account.kind == Account.Kind.AVAILABLE and (before < 0) != (after < 0)
 
 
 def _flag_negative_crossing(
