@@ -172,31 +172,6 @@ class FuzzyClearing:
         return bool(self.card_token and (self.mcc or self.merchant_name))
 
 
-def fuzzy_hold_for(
-    clearing: FuzzyClearing,
-    *,
-    tolerance_percent: int,
-    window_days: int,
-    open_remaining: Callable[[Hold], int] | None = None,
-) -> Hold | None:
-    """An open authorization that looks like the one a clearing names but we cannot find.
-
-    Same wallet and card, still holding money, the same MCC or merchant name, placed within
-    `window_days` before the settlement date (or on it), its open amount within
-    `tolerance_percent` of the cleared amount (tips, fuel). The closest amount wins, then the
-    oldest. The caller flags the match for review. `open_remaining` reads a candidate's open
-    amount (default: as committed; a clearing batch passes what its own postings left).
-    """
-    candidates = fuzzy_candidates(clearings=[clearing], window_days=window_days)
-    return pick_fuzzy_hold(
-        clearing,
-        candidates.get((clearing.wallet_id, clearing.card_token), []),
-        tolerance_percent=tolerance_percent,
-        window_days=window_days,
-        open_remaining=open_remaining or (lambda hold: open_remaining_minor(hold=hold)),
-    )
-
-
 def _window(settled_on: date, window_days: int) -> tuple[datetime, datetime]:
     start = datetime.combine(settled_on - timedelta(days=window_days), time.min, tzinfo=UTC)
     return start, datetime.combine(settled_on + timedelta(days=1), time.min, tzinfo=UTC)
@@ -234,7 +209,14 @@ def pick_fuzzy_hold(
     window_days: int,
     open_remaining: Callable[[Hold], int],
 ) -> Hold | None:
-    """The rule of `fuzzy_hold_for`, over candidates already loaded (oldest first)."""
+    """An open authorization that looks like the one a clearing names but we cannot find.
+
+    Among `candidates` (from `fuzzy_candidates`, oldest first): the same MCC or merchant name,
+    placed within `window_days` before the settlement date (or on it), its open amount (read
+    by `open_remaining`: a clearing batch passes what its own postings left) within
+    `tolerance_percent` of the cleared amount (tips, fuel). The closest amount wins, then the
+    oldest. The caller flags the match for review.
+    """
     if not clearing.searchable:
         return None
     start, end = _window(clearing.settled_on, window_days)
