@@ -177,7 +177,9 @@ def open_exceptions(specs: list[ExceptionSpec]) -> int:
     inside the caller's transaction: a concurrent opener of the same key breaks the unique
     index and the caller retries, as for any other row of its batch.
     """
-    wanted = {spec.dedupe_key[:200]: spec for spec in reversed(specs)}
+    wanted: dict[str, ExceptionSpec] = {}
+    for spec in specs:
+        wanted.setdefault(spec.dedupe_key[:200], spec)
     existing = set(
         ReconciliationException.objects.filter(dedupe_key__in=wanted).values_list(
             "dedupe_key", flat=True
@@ -185,7 +187,7 @@ def open_exceptions(specs: list[ExceptionSpec]) -> int:
     )
     fresh = [
         ReconciliationException(dedupe_key=key, **spec.columns())
-        for key, spec in reversed(wanted.items())
+        for key, spec in wanted.items()
         if key not in existing
     ]
     _audit_opened(ReconciliationException.objects.bulk_create(fresh))
