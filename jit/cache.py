@@ -208,6 +208,10 @@ class AvailableMove:
     ledger_key: str
     delta_minor: int
 
+    @property
+    def applied_key(self) -> str:
+        return keys.applied_key(self.user_token, self.ledger_key)
+
     def script_keys(self) -> list[str]:
         if self.ledger_key.startswith(GATEWAY_HOLD_PREFIX):  # a stand-in for a token we approved
             own_hold = keys.hold_key(
@@ -215,11 +219,7 @@ class AvailableMove:
             )
         else:
             own_hold = keys.applied_key(self.user_token, f"unused:{self.ledger_key}")  # never set
-        return [
-            keys.account_key(self.user_token),
-            keys.applied_key(self.user_token, self.ledger_key),
-            own_hold,
-        ]
+        return [keys.account_key(self.user_token), self.applied_key, own_hold]
 
 
 def apply_available_delta(*, user_token: str, ledger_key: str, delta_minor: int) -> int | None:
@@ -248,6 +248,18 @@ def apply_available_moves(moves: list[AvailableMove]) -> None:
     for move in moves:
         script(keys=move.script_keys(), args=[move.delta_minor, ttl], client=pipe)
     pipe.execute()
+
+
+def mark_moves_applied(moves: list[AvailableMove]) -> None:
+    """Set the applied marker of each move without moving a balance (the cache rebuild has
+    written balances that already include them)."""
+    client = maintenance_redis()
+    ttl = settings.JIT_IDEMPOTENCY_TTL_SECONDS
+    for start in range(0, len(moves), 2_000):
+        pipe = client.pipeline(transaction=False)
+        for move in moves[start : start + 2_000]:
+            pipe.set(move.applied_key, "1", nx=True, ex=ttl)
+        pipe.execute()
 
 
 def cached_available(*, user_token: str) -> int | None:

@@ -1,7 +1,8 @@
 """Drift check: does each cached available balance equal the ledger's, once in-flight
 decisions (in the outbox, not yet written) are counted?
 
-cache = ledger + effect of the events still in the outbox. A difference seen twice in a row,
+cache = ledger + effect of the events still in the outbox - moves the ledger made that Redis
+has not taken yet (`jit.pushes`). A difference seen twice in a row,
 with the same value, is drift (a single reading can race the ledger writer).
 """
 
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 
 import simplejson
 
-from jit import cache, keys
+from jit import cache, keys, pushes
 from jit.methods import Op
 from jit.redis_client import maintenance_redis
 from ledger.models import Wallet
@@ -47,6 +48,8 @@ def in_flight_effects() -> dict[str, int]:
 
 def _readings() -> dict[str, Drift]:
     effects = in_flight_effects()
+    for user, delta in pushes.pending_deltas().items():
+        effects[user] -= delta
     readings = {}
     for wallet in Wallet.objects.select_related("available").iterator(chunk_size=2_000):
         user = wallet.holder_token

@@ -56,3 +56,19 @@ class JitDecision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.jit_funding_token} {self.outcome} {self.reason_code}"
+
+
+class PendingCachePush(models.Model):
+    """The cache moves of a committed ledger change that Redis has not taken yet.
+
+    Written in the posting's own transaction and deleted once Redis applied the moves. A
+    process killed between the commit and the push, or a Redis outage, leaves the row: the
+    ledger writers push it a few seconds later (`jit.pushes.push_overdue`). Redis applies each
+    ledger key once (an applied marker), so a row pushed twice moves the balance once.
+    """
+
+    moves = models.JSONField()  # [[user_token, ledger_key, delta_minor], ...]
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    def __str__(self) -> str:
+        return f"cache push {self.pk}: {len(self.moves)} moves"

@@ -3,7 +3,8 @@
 Postings the gateway made itself (approvals and advices already applied by the decision
 script) are skipped; every other posting that moves an available balance is pushed once, keyed
 by its ledger idempotency key, so a webhook and a JIT advice for one event move it once.
-A push that fails (Redis down) is logged; the drift check and `rebuild_balance_cache` repair.
+The moves are kept in PostgreSQL in the posting's transaction until Redis has them, so a crash
+or an outage between the commit and the push delays them, never loses them (`jit.pushes`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from django.db import transaction
 from django.dispatch import receiver
 
 from cards.signals import card_config_changed
-from jit import cache
+from jit import cache, pushes
 from ledger.models import Wallet
 from ledger.signals import AvailableChange, available_changed, wallet_opened
 
@@ -36,7 +37,8 @@ def add_wallet_to_cache(sender: type, wallet: Wallet, **_: Any) -> None:
 
 @receiver(available_changed, dispatch_uid="jit.cache.available_changed")
 def push_available_deltas(sender: type, changes: list[AvailableChange], **_: Any) -> None:
-    """One holder lookup and one on-commit push for however many postings (a clearing batch)."""
+    """One holder lookup, one kept row and one on-commit push for however many postings (a
+    clearing batch)."""
     changes = [change for change in changes if change.actor != GATEWAY_ACTOR]
     if not changes:
         return
@@ -54,7 +56,7 @@ def push_available_deltas(sender: type, changes: list[AvailableChange], **_: Any
         for change in changes
         for account_id, delta in change.deltas.items()
     ]
-    transaction.on_commit(lambda: cache.apply_available_moves(moves), robust=True)
+    pushes.record_moves(moves)
 
 
 @receiver(card_config_changed, dispatch_uid="jit.cache.card_config_changed")

@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from cards.controls import card_cache_record
 from cards.models import Card
-from jit import cache, keys, windows
+from jit import cache, keys, pushes, windows
 from jit.models import JitDecision
 from jit.outbox import drain_outbox
 from jit.redis_client import maintenance_redis
@@ -49,14 +50,17 @@ class RebuildReport:
 
 
 def _push_accounts() -> int:
-    wallets = Wallet.objects.select_related("available")
-    for wallet in wallets.iterator(chunk_size=2_000):
-        cache.put_account(
-            user_token=wallet.holder_token,
-            available_minor=wallet.available.balance_minor,
-            currency_code=wallet.currency_code,
-        )
-    return wallets.count()
+    """Every wallet's available balance, read while no posting can add a pending cache push."""
+    with transaction.atomic():
+        pushes.settle_for_rebuild()
+        wallets = Wallet.objects.select_related("available")
+        for wallet in wallets.iterator(chunk_size=2_000):
+            cache.put_account(
+                user_token=wallet.holder_token,
+                available_minor=wallet.available.balance_minor,
+                currency_code=wallet.currency_code,
+            )
+        return wallets.count()
 
 
 def _push_open_holds() -> int:

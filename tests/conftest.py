@@ -88,11 +88,13 @@ def wallet(card) -> Wallet:
 
 
 @pytest.fixture
-def funded_card(card) -> Card:
-    """A card whose cardholder has 100.00 available, put there by a real deposit."""
-    deposit_funds(
-        cardholder=card.cardholder, amount_minor=10_000, idempotency_key="seed", actor="test"
-    )
+def funded_card(card, django_capture_on_commit_callbacks) -> Card:
+    """A card whose cardholder has 100.00 available, put there by a real deposit (committed, as
+    far as the commit hooks are concerned: its cache push is not left pending)."""
+    with django_capture_on_commit_callbacks(execute=True):
+        deposit_funds(
+            cardholder=card.cardholder, amount_minor=10_000, idempotency_key="seed", actor="test"
+        )
     return card
 
 

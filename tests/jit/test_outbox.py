@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
-from django.conf import settings
-from django.db import connection
 
 from jit import cache
 from jit.models import JitDecision
@@ -20,8 +14,7 @@ from jit.redis_client import maintenance_redis
 from ledger.models import Hold, HoldStatus
 from tests.jit.conftest import JSON, jit_body
 from tests.ledger.helpers import assert_ledger_consistent, balances
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.processes import start_writer
 
 
 def post(client, card, auth, **kwargs):
@@ -84,40 +77,6 @@ def test_given_incremental_and_reversal_when_drained_then_ledger_chain_matches(
     assert_ledger_consistent()
 
 
-def _writer_env() -> dict[str, str]:
-    database = connection.settings_dict
-    env = dict(os.environ)
-    env.update(
-        DJANGO_SETTINGS_MODULE="config.settings.test",
-        DATABASE_URL=(
-            f"postgres://{database['USER']}:{database['PASSWORD']}@{database['HOST']}:"
-            f"{database['PORT']}/{database['NAME']}"
-        ),
-        TEST_REDIS_URL=settings.REDIS_URL,
-    )
-    return env
-
-
-def _start_writer(batch: int) -> subprocess.Popen:
-    return subprocess.Popen(  # noqa: S603 - our own command
-        [
-            sys.executable,
-            str(ROOT / "manage.py"),
-            "run_ledger_writer",
-            "--consumer",
-            "writer-t",
-            "--batch",
-            str(batch),
-            "--block-ms",
-            "200",
-        ],
-        env=_writer_env(),
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
 @pytest.mark.django_db(transaction=True)
 def test_given_writer_killed_mid_batch_when_restarted_then_every_approval_held_exactly_once(
     client, marqeta_auth, card_in_cache, funded_wallet
@@ -125,7 +84,7 @@ def test_given_writer_killed_mid_batch_when_restarted_then_every_approval_held_e
     # given: 300 approvals of 0.10 waiting in the outbox
     for n in range(300):
         post(client, card_in_cache, marqeta_auth, token=f"jit-k{n}", amount="0.10")
-    writer = _start_writer(batch=100)
+    writer = start_writer(batch=100)
     deadline = time.monotonic() + 60
     while JitDecision.objects.count() == 0 and time.monotonic() < deadline:
         time.sleep(0.005)  # the first batch committed: the writer is inside the next one
@@ -135,7 +94,7 @@ def test_given_writer_killed_mid_batch_when_restarted_then_every_approval_held_e
     pending = maintenance_redis().xpending_range(
         _stream(card_in_cache), GROUP, min="-", max="+", count=1000
     )
-    restarted = _start_writer(batch=100)
+    restarted = start_writer(batch=100)
     deadline = time.monotonic() + 60
     while JitDecision.objects.count() < 300 and time.monotonic() < deadline:
         time.sleep(0.05)

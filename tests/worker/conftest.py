@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import redis
 from django.conf import settings
-from django.db import connection
 
+from tests.processes import process_env
 from tests.reconciliation.conftest import week_card, week_wallet  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,19 +30,10 @@ def clearing_inbox(tmp_path) -> Path:
 def celery_worker(clearing_inbox):
     """`celery worker` on every queue, against the test database, a broker database of its own
     and the test's clearing inbox."""
-    database = connection.settings_dict
     broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     broker.flushdb()
-    env = dict(os.environ)
-    env.update(
-        DJANGO_SETTINGS_MODULE="config.settings.test",
-        DATABASE_URL=(
-            f"postgres://{database['USER']}:{database['PASSWORD']}@{database['HOST']}:"
-            f"{database['PORT']}/{database['NAME']}"
-        ),
-        TEST_REDIS_URL=settings.REDIS_URL,
-        TEST_CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
-        CLEARING_INBOX_URL=str(clearing_inbox),
+    env = process_env(
+        TEST_CELERY_BROKER_URL=settings.CELERY_BROKER_URL, CLEARING_INBOX_URL=str(clearing_inbox)
     )
     worker = subprocess.Popen(  # noqa: S603 - our own worker
         [shutil.which("celery", path=str(ROOT / ".venv" / "bin")) or "celery",

@@ -1,4 +1,5 @@
-"""The ledger writer as a managed process: drains the decision streams into PostgreSQL."""
+"""The ledger writer as a managed process: drains the decision streams into PostgreSQL, and
+every few seconds pushes cache moves a crash or an outage left behind (`jit.pushes`)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from django.db import DatabaseError, close_old_connections, connections
 
 from jit import metrics
 from jit.outbox import ensure_groups, outbox_lag, read_batch, shard_streams, write_batch
+from jit.pushes import OVERDUE_SECONDS, push_overdue
 from jit.redis_client import maintenance_redis
 
 logger = logging.getLogger("jit.outbox")
@@ -39,6 +41,7 @@ class Command(BaseCommand):
         client = maintenance_redis()
         self.stdout.write(f"ledger writer {consumer} started")
         backoff = Backoff()
+        self.next_sweep = 0.0
         while self.running:
             try:
                 if backoff.failures:  # after a Redis restart or flush the groups may be gone
@@ -56,9 +59,8 @@ class Command(BaseCommand):
                 time.sleep(delay)
         self.stdout.write(f"ledger writer {consumer} stopped")
 
-    @staticmethod
     def _step(
-        client: redis.Redis, *, consumer: str, batch: int, block_ms: int, streams: list[str]
+        self, client: redis.Redis, *, consumer: str, batch: int, block_ms: int, streams: list[str]
     ) -> None:
         close_old_connections()
         events = read_batch(
@@ -66,6 +68,9 @@ class Command(BaseCommand):
         )
         write_batch(client, events)
         metrics.OUTBOX_LAG.set(outbox_lag(client))
+        if time.monotonic() >= self.next_sweep:
+            push_overdue()
+            self.next_sweep = time.monotonic() + OVERDUE_SECONDS
 
     def _stop(self, *_: object) -> None:
         self.running = False
