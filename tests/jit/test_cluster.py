@@ -16,8 +16,8 @@ from ledger.selectors import wallet_balances
 from tests.cards.factories import CardFactory
 from tests.jit.cluster import gateway_on_cluster, running_cluster, web_processes
 from tests.jit.conftest import JSON, jit_body, put_in_cache
-from tests.jit.test_outbox import _writer_env as process_environment
 from tests.ledger.helpers import assert_ledger_consistent
+from tests.processes import process_env
 
 pytestmark = pytest.mark.django_db
 
@@ -150,7 +150,7 @@ def test_given_two_web_processes_on_the_cluster_when_a_workload_is_split_then_sa
     # when: the same workload through two gunicorn processes on a 3-node cluster
     with running_cluster(tmp_path / "cluster") as ports, gateway_on_cluster(ports):
         environment = {
-            **process_environment(),  # the test database; TEST_REDIS_URL: the cluster
+            **process_env(),  # the test database; TEST_REDIS_URL: the cluster
             "JIT_REDIS_CLUSTER": "true",
             "JIT_STANDIN_SPOOL": str(tmp_path / "standin.jsonl"),
         }
