@@ -4,7 +4,7 @@ SHELL := /bin/bash
 VENV := .venv
 ARGS ?=
 
-.PHONY: help run stop test reliability lint fmt services shell demo bench-jit bench-clearing
+.PHONY: help run stop test reliability lint fmt services shell demo bench-jit bench-clearing bench-writer
 
 help: ## List the targets (default)
 	@echo "Targets:"
@@ -42,6 +42,9 @@ bench-jit: ## Benchmark the JIT gateway vs bare Django and naive PostgreSQL (doc
 
 bench-clearing: ## Benchmark clearing-file ingestion vs a bare csv parse and a naive ORM ingest
 	@bash bench/clearing.sh
+
+bench-writer: ## Benchmark the ledger writer: set-based write_batch vs one event at a time
+	@bash bench/writer.sh
 
 $(VENV)/bin/ruff:
 	@bash scripts/bootstrap.sh

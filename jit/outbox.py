@@ -1,7 +1,8 @@
 """The ledger writer: drains the decision streams into PostgreSQL, exactly once.
 
 Each partition's outbox stream has a consumer group. A batch is applied in one database
-transaction (each event in a savepoint) and acknowledged only after the commit. A writer killed
+transaction and acknowledged only after the commit: runs of first authorizations set-based
+(`write_plain`), every other event in a savepoint of its own (`apply_event`). A writer killed
 mid-batch leaves its events pending; on restart it reads its pending entries first, and the
 unique keys (`JitDecision.jit_funding_token`, the ledger's idempotency keys) make the second
 application a no-op.
@@ -10,6 +11,7 @@ application a no-op.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 import redis
 import simplejson
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from redis.cluster import RedisCluster
 
 from cards.models import FundingAccount
@@ -28,6 +31,7 @@ from jit.models import JitDecision
 from jit.receivers import GATEWAY_ACTOR, STANDIN_ACTOR
 from jit.redis_client import maintenance_redis
 from ledger import services as ledger
+from ledger.batch import LedgerBatch
 from ledger.errors import HoldNotOpen
 from ledger.models import Hold, HoldRelease, Wallet
 
@@ -107,19 +111,43 @@ def _at(microseconds: int) -> datetime:
 class Wallets:
     """Wallet and program lookups, cached for one batch."""
 
+    RELATED = (
+        "cardholder__program",
+        "wallet__available",
+        "wallet__held",
+        "wallet__book__settlement_payable",
+        "wallet__book__funding_bank",
+    )
+
     def __init__(self) -> None:
         self._by_holder: dict[tuple[str, str], FundingAccount] = {}
+
+    def load(self, holders: Iterable[tuple[str, str]]) -> None:
+        """Look up many (holder token, currency) pairs in one query; unknown ones stay unknown."""
+        wanted = set(holders) - set(self._by_holder)
+        if not wanted:
+            return
+        found = self._accounts().filter(wallet__holder_token__in={holder for holder, _ in wanted})
+        for account in found:
+            key = (account.wallet.holder_token, account.wallet.currency_code)
+            if key in wanted:
+                self._by_holder[key] = account
+
+    def _accounts(self) -> QuerySet[FundingAccount]:
+        """With the program's MCC groups, which every hold's expiry reads."""
+        return FundingAccount.objects.select_related(*self.RELATED).prefetch_related(
+            "cardholder__program__mcc_groups"
+        )
+
+    def knows(self, holder_token: str, currency_code: str) -> bool:
+        return (holder_token, currency_code) in self._by_holder
 
     def funding_account(self, holder_token: str, currency_code: str) -> FundingAccount:
         key = (holder_token, currency_code)
         if key not in self._by_holder:
-            self._by_holder[key] = FundingAccount.objects.select_related(
-                "cardholder__program",
-                "wallet__available",
-                "wallet__held",
-                "wallet__book__settlement_payable",
-                "wallet__book__funding_bank",
-            ).get(wallet__holder_token=holder_token, wallet__currency_code=currency_code)
+            self._by_holder[key] = self._accounts().get(
+                wallet__holder_token=holder_token, wallet__currency_code=currency_code
+            )
         return self._by_holder[key]
 
 
@@ -136,11 +164,30 @@ def _root_hold(meta: dict, jit_token: str) -> Hold | None:
     return Hold.objects.filter(authorization_key=f"jit:{root}").first()
 
 
+def hold_arguments(
+    event: OutboxEvent, account: FundingAccount, decided_at: datetime, *, is_standin: bool
+) -> dict:
+    """What `place_hold` (one by one or in a `LedgerBatch`) needs to hold an approval."""
+    meta, jit_token = event.meta, event.fields["jit"]
+    return {
+        "wallet": account.wallet,
+        "amount_minor": int(event.fields["amount"]),
+        "authorization_key": f"jit:{jit_token}",
+        "expires_at": hold_expires_at(
+            program=account.cardholder.program, mcc=meta.get("mcc", ""), authorized_at=decided_at
+        ),
+        "merchant": _merchant(meta),
+        "transaction_token": meta.get("txn", ""),
+        "jit_funding_token": jit_token,
+        "is_standin": is_standin,
+        "allow_overdraw": True,  # the approval was already sent: record it, flag any overdraft
+    }
+
+
 def _place_hold(
     event: OutboxEvent,
-    wallet: Wallet,
+    account: FundingAccount,
     decided_at: datetime,
-    program: object,
     *,
     actor: str,
     is_standin: bool,
@@ -148,18 +195,8 @@ def _place_hold(
     meta, jit_token = event.meta, event.fields["jit"]
     original = _root_hold(meta, jit_token) if meta.get("original") else None
     hold = ledger.place_hold(
-        wallet=wallet,
-        amount_minor=int(event.fields["amount"]),
-        authorization_key=f"jit:{jit_token}",
-        expires_at=hold_expires_at(
-            program=program, mcc=meta.get("mcc", ""), authorized_at=decided_at
-        ),
+        **hold_arguments(event, account, decided_at, is_standin=is_standin),
         original=original,
-        merchant=_merchant(meta),
-        transaction_token=meta.get("txn", ""),
-        jit_funding_token=jit_token,
-        is_standin=is_standin,
-        allow_overdraw=True,  # the approval was already sent: record it, flag any overdraft
         actor=actor,
     )
     if meta.get("capture"):  # single-message: charged at once, no clearing follows
@@ -258,12 +295,10 @@ def apply_event(
                 and op in (Op.AUTH, Op.STANDIN)
                 and decision.amount_minor
             ):
-                program = account.cardholder.program
                 decision.hold = _place_hold(
                     event,
-                    account.wallet,
+                    account,
                     decision.decided_at,
-                    program,
                     actor=actor,
                     is_standin=is_fallback or op == Op.STANDIN,
                 )
@@ -304,9 +339,8 @@ def _settle_disagreement(
     elif existing.outcome == "declined" and int(event.fields["amount"]):
         account = wallets.funding_account(existing.user_token, existing.currency_code)
         existing.hold = _place_hold(
-            event, account.wallet, existing.decided_at, account.cardholder.program,
-            actor=STANDIN_ACTOR, is_standin=True,
-        )  # fmt: skip
+            event, account, existing.decided_at, actor=STANDIN_ACTOR, is_standin=True
+        )
     existing.outcome = event.fields["outcome"]
     existing.decline_reason = event.fields.get("decline", "")
     existing.reason_code = event.fields.get("reason", "")
@@ -316,23 +350,135 @@ def _settle_disagreement(
 
 
 def write_batch(client: redis.Redis, events: list[OutboxEvent]) -> int:
-    """Apply a batch in one transaction, then acknowledge (and delete) it."""
+    """Apply a batch in one transaction, then acknowledge (and delete) it.
+
+    Runs of plain first authorizations are written set-based (`write_plain`); every other
+    event goes through `apply_event` in its own savepoint; stream order is kept.
+    """
     if not events:
         return 0
     wallets = Wallets()
     with transaction.atomic():
+        plain = plain_events(events, wallets)
+        run: list[OutboxEvent] = []
         for event in events:
-            try:
-                with transaction.atomic():
-                    apply_event(event, wallets)
-            except IntegrityError:  # another writer applied it first: the unique keys held
-                logger.info("outbox %s: already applied elsewhere", event.fields.get("jit"))
+            if event.event_id in plain:
+                run.append(event)
+                continue
+            write_plain_run(run, wallets)
+            run = []
+            apply_in_savepoint(event, wallets)
+        write_plain_run(run, wallets)
+    acknowledge(client, events)
+    return len(events)
+
+
+def acknowledge(client: redis.Redis, events: list[OutboxEvent]) -> None:
+    """Written: acknowledge and delete the events (only ever after the commit)."""
     pipe = client.pipeline(transaction=False)
     for event in events:
         pipe.xack(event.stream, GROUP, event.event_id)
         pipe.xdel(event.stream, event.event_id)
     pipe.execute()
-    return len(events)
+
+
+def apply_in_savepoint(event: OutboxEvent, wallets: Wallets) -> None:
+    """`apply_event` in a savepoint of its own: a unique key another writer took first
+    undoes this event only."""
+    try:
+        with transaction.atomic():
+            apply_event(event, wallets)
+    except IntegrityError:  # another writer applied it first: the unique keys held
+        logger.info("outbox %s: already applied elsewhere", event.fields.get("jit"))
+
+
+def write_plain_run(run: list[OutboxEvent], wallets: Wallets) -> None:
+    """A run of plain authorizations, set-based; one by one if the database refuses the set
+    (another writer recorded one of them meanwhile) or the ledger refuses one of them."""
+    if not run:
+        return
+    try:
+        with transaction.atomic():
+            write_plain(run, wallets)
+    except (IntegrityError, DomainError) as error:
+        logger.info("outbox: %s plain events one by one (%s)", len(run), error)
+        for event in run:
+            apply_in_savepoint(event, wallets)
+
+
+# --- the set-based path ------------------------------------------------------------------
+# Most events are first authorizations, approved or declined. `apply_event` posts each one
+# through the services (about twenty statements); a run of them is written here with one
+# `LedgerBatch` (transactions, entries and holds by COPY, one UPDATE of the accounts) and one
+# INSERT of their decisions. Incrementals, captures, advices, replays and stand-in
+# disagreements still go through `apply_event`.
+
+
+def _is_first_authorization(event: OutboxEvent) -> bool:
+    if event.fields["op"] not in (Op.AUTH, Op.STANDIN):
+        return False
+    meta = event.meta
+    return not meta.get("original") and not meta.get("capture")
+
+
+def plain_events(events: list[OutboxEvent], wallets: Wallets) -> set[str]:
+    """Ids of the events `write_plain` may write: first authorizations not recorded yet, their
+    token once in the batch, no hold under their key, their wallet known (three queries)."""
+    candidates = [event for event in events if _is_first_authorization(event)]
+    tokens = Counter(event.fields["jit"] for event in candidates)
+    recorded = set(
+        JitDecision.objects.filter(jit_funding_token__in=list(tokens)).values_list(
+            "jit_funding_token", flat=True
+        )
+    )
+    held = set(
+        Hold.objects.filter(authorization_key__in=[f"jit:{token}" for token in tokens]).values_list(
+            "authorization_key", flat=True
+        )
+    )
+    holders = [(event.meta.get("user", ""), event.meta.get("currency", "")) for event in candidates]
+    wallets.load(holders)
+    return {
+        event.event_id
+        for event, holder in zip(candidates, holders, strict=True)
+        if tokens[token := event.fields["jit"]] == 1
+        and token not in recorded
+        and f"jit:{token}" not in held
+        and wallets.knows(*holder)
+    }
+
+
+def write_plain(events: list[OutboxEvent], wallets: Wallets) -> None:
+    """Record first authorizations and hold the approved ones, set-based (`plain_events`)."""
+    decisions, batch = [], LedgerBatch()
+    approved = [event for event in events if _approved_amount(event)]
+    batch.lock(wallets=[_account_of(event, wallets).wallet for event in approved], settlement=False)
+    for event in events:
+        decision = _decision_row(event)
+        if _approved_amount(event):
+            planned = batch.place_hold(
+                **hold_arguments(
+                    event,
+                    _account_of(event, wallets),
+                    decision.decided_at,
+                    is_standin=event.fields["op"] == Op.STANDIN,
+                ),
+                actor=GATEWAY_ACTOR,
+            )
+            decision.hold = planned.hold
+        decisions.append(decision)
+    batch.flush()
+    JitDecision.objects.bulk_create(decisions)
+
+
+def _approved_amount(event: OutboxEvent) -> int:
+    """The amount an approval holds (0 for a decline or a zero-amount approval)."""
+    return int(event.fields["amount"]) if event.fields["outcome"] == "approved" else 0
+
+
+def _account_of(event: OutboxEvent, wallets: Wallets) -> FundingAccount:
+    meta = event.meta
+    return wallets.funding_account(meta.get("user", ""), meta.get("currency", ""))
 
 
 def drain_outbox(*, consumer: str = "writer-1", count: int = 500, max_batches: int = 1000) -> int:

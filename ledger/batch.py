@@ -1,6 +1,7 @@
-"""Set-based postings: many clearings, force posts and refunds in one go (clearing files).
+"""Set-based postings: many holds, clearings, force posts and refunds in one go (the ledger
+writer's authorizations, clearing files).
 
-`clear_hold`, `force_post` and `refund` post one at a time: lock, check, INSERT the
+`place_hold`, `clear_hold`, `force_post` and `refund` post one at a time: lock, check, INSERT the
 transaction, INSERT its entries, UPDATE each account, save the chain, INSERT the clearing,
 about twenty statements a line, and the program's settlement account is locked and updated
 once per line. A `LedgerBatch` does the same arithmetic (the same `plan_*` functions of
@@ -9,14 +10,15 @@ once per line. A `LedgerBatch` does the same arithmetic (the same `plan_*` funct
     lock    the batch's hold chains, then its accounts (each set in pk order, one statement)
     plan    clear_hold / force_post / refund in order, each against the state the previous
             one left; a refused posting (a domain error) changes nothing in the batch
-    flush   ids from the sequences, COPY of the transactions, entries and clearings, one
+    flush   ids from the sequences, COPY of the transactions, entries, holds and clearings, one
             UPDATE for the holds and one for the accounts, the negative-balance episodes
             (rare, row by row, in order), one `available_changed` signal for the batch
 
 The result is what calling the services one by one in the same order posts
 (tests/ledger/test_batch.py checks it on random batches). Idempotency stays with the database:
 a clearing or refund key posted since the caller looked breaks the unique index, the
-transaction rolls back and the caller retries (and then sees the replay). A key repeated
+transaction rolls back and the caller retries (and then sees the replay); so does an
+authorization key held since (`place_hold` does not look for one). A key repeated
 inside one batch is refused (`IdempotencyConflict`) before it moves anything.
 """
 
@@ -57,6 +59,7 @@ from ledger.services import (
     ensure_balanced,
     ensure_floors,
     plan_clearing,
+    plan_hold,
     plan_refund,
     settle_chain,
 )
@@ -71,6 +74,7 @@ class Planned:
     actor: str
     deltas: dict[int, int]  # natural deltas by account id
     clearing: ClearingPlan | None = None
+    hold: Hold | None = None  # a hold this posting places (its pk is set by `flush`)
     available_after: dict[int, int] = field(default_factory=dict)  # available account -> after
     transaction_id: int | None = None
     clearing_id: int | None = None
@@ -108,8 +112,17 @@ class LedgerBatch:
 
     # --- locks ---
 
-    def lock(self, *, root_ids: Iterable[int] = (), wallets: Iterable[Wallet] = ()) -> None:
+    def lock(
+        self,
+        *,
+        root_ids: Iterable[int] = (),
+        wallets: Iterable[Wallet] = (),
+        settlement: bool = True,
+    ) -> None:
         """Lock what is not locked yet: hold chains first, then accounts (as the services do).
+
+        `settlement=False` leaves the programs' settlement accounts alone: placing holds never
+        moves them, and every ledger writer would otherwise queue on them.
 
         Lock everything the batch will touch up front, in one call: locking more later is
         allowed, but it takes locks out of pk order (a deadlock is then possible, and the
@@ -120,7 +133,8 @@ class LedgerBatch:
         new_accounts = {
             pk
             for wallet in wallets
-            for pk in (wallet.available_id, wallet.held_id, wallet.book.settlement_payable_id)
+            for pk in (wallet.available_id, wallet.held_id)
+            + ((wallet.book.settlement_payable_id,) if settlement else ())
             if pk not in self.accounts
         }
         if new_accounts:
@@ -142,6 +156,36 @@ class LedgerBatch:
         return _open_remaining(self.chains[root_id])
 
     # --- postings (the services' arithmetic) ---
+
+    def place_hold(
+        self,
+        *,
+        wallet: Wallet,
+        amount_minor: int,
+        authorization_key: str,
+        expires_at: datetime,
+        merchant: Merchant = Merchant(),  # noqa: B008 - frozen, so a shared default is safe
+        transaction_token: str = "",
+        jit_funding_token: str = "",
+        is_standin: bool = False,
+        allow_overdraw: bool = False,
+        actor: str = MARQETA,
+    ) -> Planned:
+        """`ledger.services.place_hold` of a first authorization (no `original`), planned."""
+        self.lock(wallets=[wallet], settlement=False)
+        plan = plan_hold(
+            wallet=wallet,
+            amount_minor=amount_minor,
+            authorization_key=authorization_key,
+            expires_at=expires_at,
+            merchant=merchant,
+            transaction_token=transaction_token,
+            jit_funding_token=jit_funding_token,
+            is_standin=is_standin,
+        )
+        planned = self._post(plan.posting, actor=actor, allow_overdraw=allow_overdraw or is_standin)
+        planned.hold = plan.hold
+        return planned
 
     def clear_hold(
         self,
@@ -264,6 +308,7 @@ class LedgerBatch:
             self._assign_ids(cursor)
             self._copy_transactions()
             self._copy_entries()
+            self._copy_holds()
             self._copy_clearings()
             self._update_holds(cursor)
             self._update_accounts(cursor)
@@ -298,6 +343,11 @@ class LedgerBatch:
         )
         for planned, pk in zip(self.postings, transaction_ids, strict=True):
             planned.transaction_id = pk
+        placing = [planned for planned in self.postings if planned.hold]
+        hold_ids = self._reserve_ids(cursor, Hold._meta.db_table, len(placing))
+        for planned, pk in zip(placing, hold_ids, strict=True):
+            planned.hold.pk, planned.hold.placed_by_id = pk, planned.transaction_id
+            planned.hold.created_at = self.now
         clearings = [planned for planned in self.postings if planned.clearing]
         clearing_ids = self._reserve_ids(cursor, Clearing._meta.db_table, len(clearings))
         for planned, pk in zip(clearings, clearing_ids, strict=True):
@@ -327,6 +377,31 @@ class LedgerBatch:
             for line in planned.plan.lines
         )
         copy_rows(table=LedgerEntry._meta.db_table, columns=columns, rows=rows)
+
+    def _copy_holds(self) -> None:
+        columns = (
+            "id",
+            "wallet_id",
+            "authorization_key",
+            "amount_minor",
+            "remaining_minor",
+            "currency_code",
+            "status",
+            "expires_at",
+            "card_token",
+            "transaction_token",
+            "jit_funding_token",
+            "mcc",
+            "merchant_name",
+            "is_standin",
+            "placed_by_id",
+            "created_at",
+        )
+        holds = (planned.hold for planned in self.postings if planned.hold)
+        rows = (tuple(getattr(hold, column) for column in columns) for hold in holds)
+        copy_rows(table=Hold._meta.db_table, columns=columns, rows=rows)
+        for hold in (planned.hold for planned in self.postings if planned.hold):
+            hold._state.adding = False  # a saved row from now on
 
     def _copy_clearings(self) -> None:
         columns = (

@@ -439,21 +439,57 @@ def place_hold(
     `allow_overdraw` is for approvals already given (by our gateway or a stand-in): the money
     is promised, so the ledger records it and flags a negative balance instead of refusing.
     """
-    ensure_positive(amount_minor)
-    if original is not None and original.wallet_id != wallet.pk:
-        raise HoldOfAnotherWallet(f"incremental {authorization_key} names another wallet's hold")
+    plan = plan_hold(
+        wallet=wallet,
+        amount_minor=amount_minor,
+        authorization_key=authorization_key,
+        expires_at=expires_at,
+        original=original,
+        merchant=merchant,
+        transaction_token=transaction_token,
+        jit_funding_token=jit_funding_token,
+        is_standin=is_standin,
+    )
     _lock_wallet(wallet)
     if existing := Hold.objects.filter(authorization_key=authorization_key).first():
         return _ensure_same_hold(existing, wallet=wallet, amount_minor=amount_minor)
-    posted = post_transaction(
+    plan.hold.placed_by = post_plan(
+        plan.posting, actor=actor, allow_overdraw=allow_overdraw or is_standin
+    )
+    plan.hold.save()
+    return plan.hold
+
+
+@dataclass(frozen=True, slots=True)
+class HoldPlan:
+    """A hold worked out but not written: its posting, and the row (saved once posted)."""
+
+    posting: PostingPlan
+    hold: Hold
+
+
+def plan_hold(
+    *,
+    wallet: Wallet,
+    amount_minor: int,
+    authorization_key: str,
+    expires_at: datetime,
+    original: Hold | None = None,
+    merchant: Merchant = Merchant(),  # noqa: B008 - frozen, so a shared default is safe
+    transaction_token: str = "",
+    jit_funding_token: str = "",
+    is_standin: bool = False,
+) -> HoldPlan:
+    ensure_positive(amount_minor)
+    if original is not None and original.wallet_id != wallet.pk:
+        raise HoldOfAnotherWallet(f"incremental {authorization_key} names another wallet's hold")
+    posting = PostingPlan(
         kind=Kind.HOLD,
         idempotency_key=f"hold:{authorization_key}",
         lines=[debit(wallet.available, amount_minor), credit(wallet.held, amount_minor)],
-        actor=actor,
         memo=f"{merchant.merchant_name} {merchant.mcc}".strip(),
-        allow_overdraw=allow_overdraw or is_standin,
     )
-    return Hold.objects.create(
+    hold = Hold(
         wallet=wallet,
         original=(original.original or original) if original else None,
         authorization_key=authorization_key,
@@ -467,8 +503,8 @@ def place_hold(
         transaction_token=transaction_token,
         jit_funding_token=jit_funding_token,
         is_standin=is_standin,
-        placed_by=posted,
     )
+    return HoldPlan(posting=posting, hold=hold)
 
 
 def _take_from_chain(chain: Sequence[Hold], amount_minor: int, *, newest_first: bool) -> int:

@@ -1,7 +1,8 @@
 """`LedgerBatch` posts exactly what the per-posting services post, in the same order.
 
 Two identical worlds (a program, two cardholders with deposits and open holds, incrementals
-included). The same random sequence of clearings (partial, exact, over, final or not, twice on
+included). The same random sequence of holds (within the balance, refused, or overdrawing as
+the ledger writer's approvals may), clearings (partial, exact, over, final or not, twice on
 one chain, on closed holds), force posts and refunds runs through the services one by one in
 world A and through one `LedgerBatch` in world B; then every balance, hold, clearing, entry,
 negative-balance episode and cache push must correspond.
@@ -10,6 +11,7 @@ negative-balance episode and cache push must correspond.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
 from django.db import IntegrityError, transaction
@@ -27,11 +29,13 @@ from tests.cards.factories import CardholderFactory, ProgramFactory
 from tests.ledger.helpers import assert_ledger_consistent, hold
 
 amounts = st.integers(min_value=1, max_value=4_000)
+EXPIRES = datetime(2031, 1, 1, tzinfo=UTC)
 steps = st.lists(
     st.one_of(
         st.tuples(st.just("clear"), st.integers(0, 4), amounts, st.booleans()),
         st.tuples(st.just("force_post"), st.integers(0, 1), amounts),
         st.tuples(st.just("refund"), st.integers(0, 1), amounts),
+        st.tuples(st.just("hold"), st.integers(0, 1), amounts, st.booleans()),
     ),
     min_size=1,
     max_size=30,
@@ -84,6 +88,14 @@ def _service_step(world: World, step: tuple, *, key: str) -> None:
         )
     elif kind == "force_post":
         services.force_post(wallet=world.wallets[index], amount_minor=amount, clearing_key=key)
+    elif kind == "hold":
+        services.place_hold(
+            wallet=world.wallets[index],
+            amount_minor=amount,
+            authorization_key=key,
+            expires_at=EXPIRES,
+            allow_overdraw=rest[0],
+        )
     else:
         services.refund(wallet=world.wallets[index], amount_minor=amount, refund_key=key)
 
@@ -116,6 +128,14 @@ def _batch_step(batch: LedgerBatch, world: World, step: tuple, *, key: str) -> N
         )
     elif kind == "force_post":
         batch.force_post(wallet=world.wallets[index], amount_minor=amount, clearing_key=key)
+    elif kind == "hold":
+        batch.place_hold(
+            wallet=world.wallets[index],
+            amount_minor=amount,
+            authorization_key=key,
+            expires_at=EXPIRES,
+            allow_overdraw=rest[0],
+        )
     else:
         batch.refund(wallet=world.wallets[index], amount_minor=amount, refund_key=key)
 
@@ -136,10 +156,19 @@ def state_of(world: World) -> dict:
         "balances": [balances[pk] for pk in position],
         "negative": [negative_since[pk] is not None for pk in position],
         "holds": [
-            (hold_position[pk], remaining, status, closed is not None)
-            for pk, remaining, status, closed in Hold.objects.filter(pk__in=chain_ids)
+            (
+                hold_position[pk],
+                key.partition("-step-")[2],
+                amount,
+                remaining,
+                status,
+                closed is not None,
+            )
+            for pk, key, amount, remaining, status, closed in Hold.objects.filter(pk__in=chain_ids)
             .order_by("pk")
-            .values_list("pk", "remaining_minor", "status", "closed_at")
+            .values_list(
+                "pk", "authorization_key", "amount_minor", "remaining_minor", "status", "closed_at"
+            )
         ],
         "clearings": sorted(
             (

@@ -422,14 +422,18 @@ class Stack:
         wait_until(lambda: len(child_pids(process.pid)) >= workers, timeout=30, what=name)
         return process
 
-    def writer(self, shard: int) -> Process:
-        argv = [
-            PY, str(ROOT / "manage.py"), "run_ledger_writer", "--consumer", f"writer-{shard}",
-            "--shard", f"{shard}/2", "--block-ms", "500",
-        ]  # fmt: skip
+    def writer(self, shard: int, *, batch: int = 500) -> Process:
         return Process(
-            f"writer-{shard}", argv, self.env(), self.root / "log" / f"writer-{shard}.log"
-        )
+            f"writer-{shard}", self._writer_argv(shard, batch), self.env(),
+            self.root / "log" / f"writer-{shard}.log",
+        )  # fmt: skip
+
+    @staticmethod
+    def _writer_argv(shard: int, batch: int) -> list[str]:
+        return [
+            PY, str(ROOT / "manage.py"), "run_ledger_writer", "--consumer", f"writer-{shard}",
+            "--shard", f"{shard}/2", "--block-ms", "500", "--batch", str(batch),
+        ]  # fmt: skip
 
     def celery_worker(self) -> Process:
         argv = [
@@ -448,8 +452,10 @@ class Stack:
             timeout=90, what="celery worker",
         )  # fmt: skip
 
-    def start_writer(self, shard: int) -> None:
+    def start_writer(self, shard: int, *, batch: int = 500) -> None:
+        """(Re)start writer `shard`, `batch` events a transaction (the command's default)."""
         process = self.writers[shard] if shard < len(self.writers) else self.writer(shard)
+        process.argv = self._writer_argv(shard, batch)
         mark = process.log.stat().st_size if process.log.exists() else 0
         process.start()
         if shard >= len(self.writers):

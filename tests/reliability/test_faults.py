@@ -90,10 +90,14 @@ def test_ledger_writer_killed_mid_batch_then_restarted(stack, profile, run_id, t
     traffic = traffic_for(stack, run_id, profile, hot_share=0.0, threads=8)
     traffic.rate = max(profile.traffic_rate, 200)
     answers = traffic.send(profile.writer_burst)
-    stack.start_writer(0)
-    wait_until(lambda: pending_of(stack, writer.name, streams), timeout=60, what="writer-0 batch")
-    time.sleep(0.2)  # inside the batch's transaction
-    writer.kill()
+    # small batches: the set-based writer takes about a millisecond an event, so one default
+    # batch would hold the whole backlog and be written before the harness could see it pending
+    stack.start_writer(0, batch=10)
+    wait_until(
+        lambda: pending_of(stack, writer.name, streams), timeout=60, what="writer-0 batch",
+        every=0.002,
+    )  # fmt: skip
+    writer.kill()  # inside a batch's transaction: its events are read and not acknowledged
     pending_at_kill = pending_of(stack, writer.name, streams)
     stack.start_writer(0)  # the same consumer name: it reads its pending events first
     drained_in = wait_for_drain(stack)
