@@ -123,11 +123,8 @@ def decide(steps: list[tuple[int, str, int, int | None]]) -> dict[str, list[Outb
     client = maintenance_redis()
     ensure_groups(client)
     events: dict[str, list[OutboxEvent]] = {cohort: [] for cohort in COHORTS}
-    while batch := read_batch(client, consumer="bench", count=5_000, block_ms=0):
-        for event in batch:
-            events[event.meta["user"].split("_")[0]].append(event)
-        if len(batch) < 5_000:
-            break
+    for event in read_batch(client, consumer="bench", count=2 * len(steps), block_ms=0):
+        events[event.meta["user"].split("_")[0]].append(event)
     return events
 
 

@@ -46,6 +46,11 @@ class OutboxEvent:
     fields: dict[str, str]
 
     @property
+    def identity(self) -> tuple[str, str]:
+        """Stream ids are unique in their stream only: two partitions can use the same one."""
+        return self.stream, self.event_id
+
+    @property
     def meta(self) -> dict:
         return simplejson.loads(self.fields.get("meta") or "{}")
 
@@ -74,7 +79,8 @@ def read_batch(
     block_ms: int,
     streams: list[str] | None = None,
 ) -> list:
-    """This consumer's pending events first (after a crash), then new ones."""
+    """This consumer's pending events first (after a crash), then new ones: up to `count` from
+    each stream (XREADGROUP's COUNT is per stream), so write them with `write_batches`."""
     owned = streams or keys.all_outbox_keys()
     # One XREADGROUP can name keys of one cluster slot only: on a cluster, one call a stream.
     groups = [[key] for key in owned] if isinstance(client, RedisCluster) else [owned]
@@ -92,7 +98,7 @@ def read_batch(
                 block=(block_ms or None) if len(groups) == 1 else None,
             )
             events += _flatten(fresh)
-    return events[:count]
+    return events
 
 
 def _flatten(reply: Iterable) -> list[OutboxEvent]:
@@ -362,7 +368,7 @@ def write_batch(client: redis.Redis, events: list[OutboxEvent]) -> int:
         plain = plain_events(events, wallets)
         run: list[OutboxEvent] = []
         for event in events:
-            if event.event_id in plain:
+            if event.identity in plain:
                 run.append(event)
                 continue
             write_plain_run(run, wallets)
@@ -371,6 +377,13 @@ def write_batch(client: redis.Redis, events: list[OutboxEvent]) -> int:
         write_plain_run(run, wallets)
     acknowledge(client, events)
     return len(events)
+
+
+def write_batches(client: redis.Redis, events: list[OutboxEvent], *, size: int) -> int:
+    """What one read returned, `size` events a transaction (each stream's order kept)."""
+    return sum(
+        write_batch(client, events[start : start + size]) for start in range(0, len(events), size)
+    )
 
 
 def acknowledge(client: redis.Redis, events: list[OutboxEvent]) -> None:
@@ -421,9 +434,10 @@ def _is_first_authorization(event: OutboxEvent) -> bool:
     return not meta.get("original") and not meta.get("capture")
 
 
-def plain_events(events: list[OutboxEvent], wallets: Wallets) -> set[str]:
-    """Ids of the events `write_plain` may write: first authorizations not recorded yet, their
-    token once in the batch, no hold under their key, their wallet known (three queries)."""
+def plain_events(events: list[OutboxEvent], wallets: Wallets) -> set[tuple[str, str]]:
+    """Identities of the events `write_plain` may write: first authorizations not recorded
+    yet, their token once in the batch, no hold under their key, their wallet known (three
+    queries)."""
     candidates = [event for event in events if _is_first_authorization(event)]
     tokens = Counter(event.fields["jit"] for event in candidates)
     recorded = set(
@@ -439,7 +453,7 @@ def plain_events(events: list[OutboxEvent], wallets: Wallets) -> set[str]:
     holders = [(event.meta.get("user", ""), event.meta.get("currency", "")) for event in candidates]
     wallets.load(holders)
     return {
-        event.event_id
+        event.identity
         for event, holder in zip(candidates, holders, strict=True)
         if tokens[token := event.fields["jit"]] == 1
         and token not in recorded
@@ -487,10 +501,10 @@ def drain_outbox(*, consumer: str = "writer-1", count: int = 500, max_batches: i
     ensure_groups(client)
     written = 0
     for _ in range(max_batches):
-        batch = read_batch(client, consumer=consumer, count=count, block_ms=0)
-        if not batch:
+        events = read_batch(client, consumer=consumer, count=count, block_ms=0)
+        if not events:
             break
-        written += write_batch(client, batch)
+        written += write_batches(client, events, size=count)
     return written
 
 

@@ -7,12 +7,14 @@ import time
 
 import pytest
 
-from jit import cache
+from cards.services import deposit_funds
+from jit import cache, keys
 from jit.models import JitDecision
-from jit.outbox import GROUP, drain_outbox
+from jit.outbox import GROUP, drain_outbox, ensure_groups, outbox_lag, read_batch
 from jit.redis_client import maintenance_redis
 from ledger.models import Hold, HoldStatus
-from tests.jit.conftest import JSON, jit_body
+from tests.cards.factories import CardFactory
+from tests.jit.conftest import JSON, jit_body, put_in_cache
 from tests.ledger.helpers import assert_ledger_consistent, balances
 from tests.processes import start_writer
 
@@ -40,6 +42,32 @@ def test_given_decisions_when_outbox_drained_then_recorded_and_held_once(
     assert decisions["jit-1"].latency_us >= 0
     assert balances(funded_wallet) == (5_000, 5_000)
     assert cache.cached_available(user_token=card_in_cache.cardholder.token) == 5_000
+    assert_ledger_consistent()
+
+
+@pytest.mark.django_db
+def test_given_backlog_on_many_streams_when_read_then_count_per_stream_and_each_written_once(
+    client, marqeta_auth
+):
+    cards = [CardFactory() for _ in range(3)]
+    for card in cards:
+        deposit_funds(
+            cardholder=card.cardholder, amount_minor=10_000, idempotency_key=card.token, actor="t"
+        )
+        put_in_cache(card)
+        for n in range(5):
+            post(client, card, marqeta_auth, token=f"jit-{card.token}-{n}", amount="1.00")
+    streams = {keys.outbox_key(keys.partition(card.cardholder.token)) for card in cards}
+    redis_client = maintenance_redis()
+    ensure_groups(redis_client)
+    first_read = read_batch(redis_client, consumer="t", count=2, block_ms=0)
+    assert len(first_read) == 2 * len(streams)  # XREADGROUP's COUNT is per stream
+    # when: everything drained two events a transaction (the read's pending events first)
+    written = drain_outbox(consumer="t", count=2)
+    # then
+    assert written == 15
+    assert JitDecision.objects.count() == Hold.objects.count() == 15
+    assert outbox_lag(redis_client) == 0
     assert_ledger_consistent()
 
 

@@ -8,16 +8,29 @@ by `write_batch`. Decisions, holds, postings, balances and overdraft flags must 
 
 from __future__ import annotations
 
+from dataclasses import replace
+from functools import partial
+
 import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from jit import cache
+from cards.services import deposit_funds
+from jit import cache, keys
 from jit.models import JitDecision
-from jit.outbox import Wallets, apply_event, ensure_groups, read_batch, write_batch, write_plain_run
+from jit.outbox import (
+    Wallets,
+    apply_event,
+    drain_outbox,
+    ensure_groups,
+    read_batch,
+    write_batch,
+    write_plain_run,
+)
 from jit.redis_client import maintenance_redis
-from ledger.models import Hold, LedgerTransaction, NegativeBalance
-from tests.jit.conftest import JSON, jit_body
+from ledger.models import Hold, HoldStatus, LedgerTransaction, NegativeBalance
+from tests.cards.factories import CardFactory
+from tests.jit.conftest import JSON, jit_body, put_in_cache
 from tests.ledger.helpers import assert_ledger_consistent, balances
 
 pytestmark = pytest.mark.django_db
@@ -122,4 +135,41 @@ def test_given_event_recorded_by_another_writer_when_run_written_then_one_by_one
     ]  # fmt: skip
     assert sorted(Hold.objects.values_list("amount_minor", flat=True)) == [1_500, 3_000, 6_000]
     assert balances(funded_wallet)[0] == 10_000 - 10_500
+    assert_ledger_consistent()
+
+
+def test_given_same_stream_id_in_two_partitions_when_written_then_each_event_judged_alone(
+    client, marqeta_auth, funded_card
+):
+    """Stream ids are unique per stream only: an advice must not pass for an authorization of
+    another partition that happens to carry the same id (found by `make bench-writer`)."""
+    other = CardFactory()
+    while keys.partition(other.cardholder.token) == keys.partition(funded_card.cardholder.token):
+        other = CardFactory()
+    deposit_funds(cardholder=other.cardholder, amount_minor=10_000, idempotency_key="o", actor="t")
+    for card in (funded_card, other):
+        put_in_cache(card)
+    post = partial(client.post, content_type=JSON, **marqeta_auth)
+    post("/jit/marqeta/", jit_body(funded_card, token="first", amount="10.00"))
+    post("/jit/marqeta/", jit_body(other, token="held", amount="20.00"))
+    drain_outbox()
+    post(
+        "/jit/marqeta/",
+        jit_body(
+            other,
+            token="reversal",
+            amount="20.00",
+            method="pgfs.authorization.reversal",
+            original="held",
+        ),
+    )
+    post("/jit/marqeta/", jit_body(funded_card, token="second", amount="10.00"))
+    redis_client = maintenance_redis()
+    events = read_batch(redis_client, consumer="t", count=10, block_ms=0)
+    reversal, second = sorted(events, key=lambda event: event.fields["jit"])
+    twin = replace(second, event_id=reversal.event_id)  # the same id, in the other partition
+    write_batch(redis_client, [reversal, twin])
+    assert not Hold.objects.filter(authorization_key="jit:reversal").exists()
+    assert Hold.objects.get(authorization_key="jit:held").status == HoldStatus.CLOSED
+    assert Hold.objects.get(authorization_key="jit:second").amount_minor == 1_000
     assert_ledger_consistent()

@@ -14,7 +14,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import DatabaseError, close_old_connections, connections
 
 from jit import metrics
-from jit.outbox import ensure_groups, outbox_lag, read_batch, shard_streams, write_batch
+from jit.outbox import ensure_groups, outbox_lag, read_batch, shard_streams, write_batches
 from jit.pushes import OVERDUE_SECONDS, push_overdue
 from jit.redis_client import maintenance_redis
 
@@ -66,7 +66,7 @@ class Command(BaseCommand):
         events = read_batch(
             client, consumer=consumer, count=batch, block_ms=block_ms, streams=streams
         )
-        write_batch(client, events)
+        write_batches(client, events, size=batch)
         metrics.OUTBOX_LAG.set(outbox_lag(client))
         if time.monotonic() >= self.next_sweep:
             push_overdue()
