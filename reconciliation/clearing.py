@@ -615,6 +615,29 @@ class Batch:
             **extra,
         }
 
+    def _spec(
+        self,
+        row: ClearingRow,
+        *,
+        kind: str,
+        dedupe_key: str,
+        details: dict[str, Any],
+        amount_minor: int | None = None,
+        **links: int | None,
+    ) -> ExceptionSpec:
+        """An exception about `row`: its card, cardholder, amount (unless another is given)
+        and currency, `links` (hold_id, clearing_id, ledger_transaction_id) and `details`."""
+        return ExceptionSpec(
+            kind=kind,
+            dedupe_key=dedupe_key,
+            card_token=row.card_token,
+            user_token=row.user_token,
+            amount_minor=row.amount_minor if amount_minor is None else amount_minor,
+            currency_code=row.currency_code,
+            details=self._details(row, **details),
+            **links,
+        )
+
     def _repeat_key(self, row: ClearingRow) -> str:
         return f"repeat:{self.file.sha256[:16]}:{row.line_number}"
 
@@ -640,14 +663,11 @@ class Batch:
     def _duplicate(self, row: ClearingRow, *, earlier_line: int) -> LineRecord:
         """The same token twice in one file: the first line counts, this one is queued."""
         self.exceptions.append(
-            ExceptionSpec(
+            self._spec(
+                row,
                 kind=Kind.DUPLICATE,
                 dedupe_key=f"duplicate:{self.file.sha256}:{row.line_number}",
-                card_token=row.card_token,
-                user_token=row.user_token,
-                amount_minor=row.amount_minor,
-                currency_code=row.currency_code,
-                details=self._details(row, first_line_number=earlier_line),
+                details={"first_line_number": earlier_line},
             )
         )
         posted = Posted(
@@ -691,23 +711,20 @@ class Batch:
     ) -> Posted:
         """Posted before with another amount: queued for ops, never overwritten."""
         self.exceptions.append(
-            ExceptionSpec(
+            self._spec(
+                row,
                 kind=Kind.AMOUNT_MISMATCH,
                 dedupe_key=f"amount_mismatch:file:{row.transaction_token}",
                 clearing_id=clearing.pk if clearing else None,
                 ledger_transaction_id=posting.pk if posting else None,
-                card_token=row.card_token,
-                user_token=row.user_token,
                 amount_minor=row.amount_minor - posted_minor,
-                currency_code=row.currency_code,
-                details=self._details(
-                    row,
-                    file_amount_minor=row.amount_minor,
-                    file_debit_credit=row.debit_credit,
-                    posted_amount_minor=posted_minor,
-                    posted_debit_credit=posted_direction,
-                    posted_by=source,
-                ),
+                details={
+                    "file_amount_minor": row.amount_minor,
+                    "file_debit_credit": row.debit_credit,
+                    "posted_amount_minor": posted_minor,
+                    "posted_debit_credit": posted_direction,
+                    "posted_by": source,
+                },
             )
         )
         return Posted(
@@ -761,22 +778,18 @@ class Batch:
             refusal.code, Kind.UNMATCHED_CLEARING
         )
         self.exceptions.append(
-            ExceptionSpec(
+            self._spec(
+                row,
                 kind=kind,
                 dedupe_key=f"{kind}:{row.transaction_token}",
-                card_token=row.card_token,
-                user_token=row.user_token,
-                amount_minor=row.amount_minor,
-                currency_code=row.currency_code,
-                details=self._details(
-                    row,
-                    error_code=refusal.code,
-                    message=refusal.message,
-                    record_type=row.record_type,
-                    preceding_token=row.preceding_token,
-                    original_jit_funding_token=row.original_jit_funding_token,
+                details={
+                    "error_code": refusal.code,
+                    "message": refusal.message,
+                    "record_type": row.record_type,
+                    "preceding_token": row.preceding_token,
+                    "original_jit_funding_token": row.original_jit_funding_token,
                     **refusal.details,
-                ),
+                },
             )
         )
         return Posted(
@@ -868,23 +881,19 @@ class Batch:
     def _flag_fuzzy(self, row: ClearingRow, hold: Hold, root_id: int, planned: Planned) -> None:
         self.flagged += 1
         self.after_flush.append(
-            lambda: ExceptionSpec(
+            lambda: self._spec(
+                row,
                 kind=Kind.UNMATCHED_CLEARING,
                 dedupe_key=f"unmatched_clearing:{row.transaction_token}",
                 hold_id=root_id,
                 clearing_id=planned.clearing_id,
                 ledger_transaction_id=planned.transaction_id,
-                card_token=row.card_token,
-                user_token=row.user_token,
-                amount_minor=row.amount_minor,
-                currency_code=row.currency_code,
-                details=self._details(
-                    row,
-                    review="fuzzy match, review",
-                    matched_hold=hold.authorization_key,
-                    preceding_token=row.preceding_token,
-                    original_jit_funding_token=row.original_jit_funding_token,
-                ),
+                details={
+                    "review": "fuzzy match, review",
+                    "matched_hold": hold.authorization_key,
+                    "preceding_token": row.preceding_token,
+                    "original_jit_funding_token": row.original_jit_funding_token,
+                },
             )
         )
 
@@ -896,19 +905,15 @@ class Batch:
             return ""
         self.flagged += 1
         self.after_flush.append(
-            lambda: ExceptionSpec(
+            lambda: self._spec(
+                row,
                 kind=Kind.AMOUNT_MISMATCH,
                 dedupe_key=f"amount_mismatch:{row.transaction_token}",
                 hold_id=root_id,
                 clearing_id=planned.clearing_id,
                 ledger_transaction_id=planned.transaction_id,
-                card_token=row.card_token,
-                user_token=row.user_token,
                 amount_minor=marqeta - released,
-                currency_code=row.currency_code,
-                details=self._details(
-                    row, amount_to_be_released_minor=marqeta, released_minor=released
-                ),
+                details={"amount_to_be_released_minor": marqeta, "released_minor": released},
             )
         )
         return "amount_to_be_released differs from what we released"
