@@ -133,7 +133,7 @@ class Wallets:
         wanted = set(holders) - set(self._by_holder)
         if not wanted:
             return
-        found = self._accounts().filter(wallet__holder_token__in={holder for holder, _ in wanted})
+        found = self._accounts().filter(wallet__holder_token__any={holder for holder, _ in wanted})
         for account in found:
             key = (account.wallet.holder_token, account.wallet.currency_code)
             if key in wanted:
@@ -441,14 +441,14 @@ def plain_events(events: list[OutboxEvent], wallets: Wallets) -> set[tuple[str, 
     candidates = [event for event in events if _is_first_authorization(event)]
     tokens = Counter(event.fields["jit"] for event in candidates)
     recorded = set(
-        JitDecision.objects.filter(jit_funding_token__in=list(tokens)).values_list(
+        JitDecision.objects.filter(jit_funding_token__any=tokens).values_list(
             "jit_funding_token", flat=True
         )
     )
     held = set(
-        Hold.objects.filter(authorization_key__in=[f"jit:{token}" for token in tokens]).values_list(
-            "authorization_key", flat=True
-        )
+        Hold.objects.filter(
+            authorization_key__any=[f"jit:{token}" for token in tokens]
+        ).values_list("authorization_key", flat=True)
     )
     holders = [(event.meta.get("user", ""), event.meta.get("currency", "")) for event in candidates]
     wallets.load(holders)

@@ -6,3 +6,8 @@ class LedgerConfig(AppConfig):
 
     name = "ledger"
     verbose_name = "Ledger"
+
+    def ready(self) -> None:
+        from config.lookups import register
+
+        register()  # `field__any=[...]` for the batch lookups of thousands of keys

@@ -457,20 +457,20 @@ class Batch:
         tokens = {row.transaction_token for row in detail}
         self.first_lines: dict[str, ClearingLine] = {
             line.line_key: line
-            for line in ClearingLine.objects.filter(line_key__in=tokens).select_related(
+            for line in ClearingLine.objects.filter(line_key__any=tokens).select_related(
                 "clearing", "ledger_transaction"
             )
         }
         self.clearings = {
             clearing.clearing_key: clearing
-            for clearing in Clearing.objects.filter(clearing_key__in=tokens).select_related(
+            for clearing in Clearing.objects.filter(clearing_key__any=tokens).select_related(
                 "posted_by"
             )
         }
         refund_keys = [f"refund:{row.transaction_token}" for row in detail if row.is_credit]
         self.refunds = {
             posting.idempotency_key.removeprefix("refund:"): posting
-            for posting in LedgerTransaction.objects.filter(idempotency_key__in=refund_keys)
+            for posting in LedgerTransaction.objects.filter(idempotency_key__any=refund_keys)
         }
         charges = [row for row in detail if not row.is_credit]
         self.accounts = selectors.clearing_accounts(

@@ -45,9 +45,9 @@ def root_ids_for(*, links: Iterable[tuple[str, str]]) -> dict[tuple[str, str], i
     while walking:
         roots = root_ids_by_transaction_token(tokens=set(walking.values()))
         parents = dict(
-            WebhookEvent.objects.filter(token__in=set(walking.values()) - roots.keys()).values_list(
-                "token", "preceding_token"
-            )
+            WebhookEvent.objects.filter(
+                token__any=set(walking.values()) - roots.keys()
+            ).values_list("token", "preceding_token")
         )
         step: dict[tuple[str, str], str] = {}
         for link, token in walking.items():
@@ -134,7 +134,7 @@ def root_ids_by_authorization_key(*, keys: Iterable[str]) -> dict[str, int]:
     keys = {key for key in keys if key}
     if not keys:
         return {}
-    rows = Hold.objects.filter(authorization_key__in=keys).values_list(
+    rows = Hold.objects.filter(authorization_key__any=keys).values_list(
         "authorization_key", "pk", "original_id"
     )
     return {key: original_id or pk for key, pk, original_id in rows}
@@ -147,7 +147,7 @@ def root_ids_by_transaction_token(*, tokens: Iterable[str]) -> dict[str, int]:
         return {}
     found: dict[str, int] = {}
     rows = (
-        Hold.objects.filter(transaction_token__in=tokens)
+        Hold.objects.filter(transaction_token__any=tokens)
         .order_by("pk")
         .values_list("transaction_token", "pk", "original_id")
     )
@@ -188,7 +188,7 @@ def fuzzy_candidates(
     end = max(_window(c.settled_on, window_days)[1] for c in clearings)
     pairs = {(c.wallet_id, c.card_token) for c in clearings}
     holds = Hold.objects.filter(  # cards, then their pairs here: one index scan, not an OR
-        card_token__in={card_token for _, card_token in pairs},
+        card_token__any={card_token for _, card_token in pairs},
         status=HoldStatus.OPEN,
         original__isnull=True,
         created_at__gte=start,
@@ -291,10 +291,10 @@ class ClearingAccounts:
 
 def clearing_accounts(*, card_tokens: set[str], user_tokens: set[str]) -> ClearingAccounts:
     """The cards, cardholders and wallets a batch of clearing lines names (four queries)."""
-    cards = dict(Card.objects.filter(token__in=card_tokens).values_list("token", "cardholder_id"))
-    users = dict(Cardholder.objects.filter(token__in=user_tokens).values_list("token", "pk"))
+    cards = dict(Card.objects.filter(token__any=card_tokens).values_list("token", "cardholder_id"))
+    users = dict(Cardholder.objects.filter(token__any=user_tokens).values_list("token", "pk"))
     holder_ids = set(cards.values()) | set(users.values())
-    funding = FundingAccount.objects.filter(cardholder_id__in=holder_ids).select_related(
+    funding = FundingAccount.objects.filter(cardholder_id__any=holder_ids).select_related(
         "wallet__book__settlement_payable", "wallet__available", "wallet__held"
     )
     wallets = {
