@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import simplejson
 
-from jit import cache, keys, pushes
+from jit import cache, keys, selectors
 from jit.methods import Op
 from jit.redis_client import maintenance_redis
 from ledger.models import Wallet
@@ -48,7 +48,7 @@ def in_flight_effects() -> dict[str, int]:
 
 def _readings() -> dict[str, Drift]:
     effects = in_flight_effects()
-    for user, delta in pushes.pending_deltas().items():
+    for user, delta in selectors.pending_deltas().items():
         effects[user] -= delta
     readings = {}
     for wallet in Wallet.objects.select_related("available").iterator(chunk_size=2_000):

@@ -16,6 +16,11 @@ FALLBACK_ANSWERS = Counter(
 BREAKER_OPEN = Gauge(
     "jit_breaker_open", "1 while a web process's Redis breaker is open", multiprocess_mode="livemax"
 )
+CACHE_PUSHES_PENDING = Gauge(
+    "jit_cache_pushes_pending",
+    "Ledger changes whose cache moves Redis has not taken yet (jit.pushes)",
+    multiprocess_mode="livemax",
+)
 OUTBOX_LAG = Gauge(
     "jit_outbox_pending_events",
     "Decision events not yet written to the ledger",

@@ -12,7 +12,6 @@ at most once, so a push repeated after a crash between the push and the delete i
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from datetime import timedelta
 
 from django.db import connection, transaction
@@ -68,15 +67,6 @@ def push_overdue(*, older_than_seconds: float = OVERDUE_SECONDS) -> int:
             PendingCachePush.objects.filter(pk__in=[row.pk for row in rows]).delete()
         pushed += len(rows)
         logger.warning("pushed %s cache moves left behind by a crash or an outage", len(rows))
-
-
-def pending_deltas() -> dict[str, int]:
-    """user_token -> what the ledger has moved that the cache may not have yet (drift check)."""
-    deltas: dict[str, int] = defaultdict(int)
-    for pending in PendingCachePush.objects.all():
-        for move in moves_of(pending):
-            deltas[move.user_token] += move.delta_minor
-    return deltas
 
 
 def settle_for_rebuild() -> int:

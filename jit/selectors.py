@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 import redis
 
 from cards.models import Card, Cardholder
 from cards.selectors import cardholder_balances, remaining_limits
 from jit import cache, windows
+from jit.models import PendingCachePush
+from jit.pushes import moves_of
 from ledger.selectors import Balances
 
 
@@ -37,3 +41,17 @@ def remaining_limits_now(*, card: Card) -> list[dict]:
     counters = cache.card_usage(user_token=card.cardholder.token, card_token=card.token)
     usage = windows.usage_from_counters(counters, card.cardholder.program.timezone)
     return remaining_limits(card=card, usage=usage)
+
+
+def pending_count() -> int:
+    """Postings whose cache moves Redis has not confirmed (the writers export it as a gauge)."""
+    return PendingCachePush.objects.count()
+
+
+def pending_deltas() -> dict[str, int]:
+    """user_token -> what the ledger has moved that the cache may not have yet (drift check)."""
+    deltas: dict[str, int] = defaultdict(int)
+    for pending in PendingCachePush.objects.all():
+        for move in moves_of(pending):
+            deltas[move.user_token] += move.delta_minor
+    return deltas

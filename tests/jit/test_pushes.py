@@ -11,6 +11,7 @@ from jit import cache, pushes
 from jit.drift import find_drift
 from jit.models import PendingCachePush
 from jit.redis_client import maintenance_redis
+from jit.selectors import pending_count
 from jit.sync import rebuild_balance_cache
 from tests.ledger.helpers import balances
 from tests.processes import run_python, start_writer
@@ -50,7 +51,7 @@ def test_given_process_killed_after_commit_when_swept_then_cache_catches_up_once
     # the ledger has it, Redis does not, and the drift check knows why
     assert balances(funded_wallet)[0] == 12_500
     assert cached(card_in_cache) == 10_000
-    assert PendingCachePush.objects.count() == 1
+    assert pending_count() == 1  # the writers' `jit_cache_pushes_pending` gauge
     assert find_drift(settle_seconds=0) == []
     # a recent row is a live push still on its way: left alone
     assert pushes.push_overdue() == 0

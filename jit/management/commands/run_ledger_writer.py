@@ -17,6 +17,7 @@ from jit import metrics
 from jit.outbox import ensure_groups, outbox_lag, read_batch, shard_streams, write_batches
 from jit.pushes import OVERDUE_SECONDS, push_overdue
 from jit.redis_client import maintenance_redis
+from jit.selectors import pending_count
 
 logger = logging.getLogger("jit.outbox")
 
@@ -70,6 +71,7 @@ class Command(BaseCommand):
         metrics.OUTBOX_LAG.set(outbox_lag(client))
         if time.monotonic() >= self.next_sweep:
             push_overdue()
+            metrics.CACHE_PUSHES_PENDING.set(pending_count())
             self.next_sweep = time.monotonic() + OVERDUE_SECONDS
 
     def _stop(self, *_: object) -> None:
