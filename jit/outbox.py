@@ -11,8 +11,8 @@ application a no-op.
 from __future__ import annotations
 
 import logging
-from collections import Counter
-from collections.abc import Iterable
+from collections import Counter, defaultdict, deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -358,25 +358,45 @@ def _settle_disagreement(
 def write_batch(client: redis.Redis, events: list[OutboxEvent]) -> int:
     """Apply a batch in one transaction, then acknowledge (and delete) it.
 
-    Runs of plain first authorizations are written set-based (`write_plain`); every other
-    event goes through `apply_event` in its own savepoint; stream order is kept.
+    First authorizations are written set-based (`write_plain`), every other event through
+    `apply_event` in its own savepoint, in waves (`_waves`) that keep each cardholder's order.
     """
     if not events:
         return 0
     wallets = Wallets()
     with transaction.atomic():
         plain = plain_events(events, wallets)
-        run: list[OutboxEvent] = []
-        for event in events:
-            if event.identity in plain:
-                run.append(event)
-                continue
+        for run, singles in _waves(events, plain):
             write_plain_run(run, wallets)
-            run = []
-            apply_in_savepoint(event, wallets)
-        write_plain_run(run, wallets)
+            for event in singles:
+                apply_in_savepoint(event, wallets)
     acknowledge(client, events)
     return len(events)
+
+
+def _waves(
+    events: list[OutboxEvent], plain: set[tuple[str, str]]
+) -> Iterator[tuple[list[OutboxEvent], list[OutboxEvent]]]:
+    """(set-based run, events one by one) pairs: each cardholder's leading first
+    authorizations go in the run, then each cardholder's next other event, and so on.
+
+    Order matters within a cardholder only (an incremental or a reversal after its
+    authorization); cardholders' wallets are disjoint. So a few other events in a batch no
+    longer cut it into many small runs: there are as many waves as the busiest cardholder has
+    other events.
+    """
+    queues: dict[str, deque[OutboxEvent]] = defaultdict(deque)
+    for event in events:
+        queues[event.meta.get("user", "")].append(event)
+    while queues:
+        run, singles = [], []
+        for queue in queues.values():
+            while queue and queue[0].identity in plain:
+                run.append(queue.popleft())
+            if queue:
+                singles.append(queue.popleft())
+        queues = {user: queue for user, queue in queues.items() if queue}
+        yield run, singles
 
 
 def write_batches(client: redis.Redis, events: list[OutboxEvent], *, size: int) -> int:

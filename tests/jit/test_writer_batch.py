@@ -15,6 +15,7 @@ import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
+from cards.selectors import funding_account_for
 from cards.services import deposit_funds
 from jit import cache, keys
 from jit.models import JitDecision
@@ -39,8 +40,8 @@ OUTBOX = [
     {"token": "w-1", "amount": "30.00"},
     {"token": "w-2", "amount": "900.00"},  # declined: more than the cache holds
     {"token": "w-3", "amount": "20.00", "method": "pgfs.authorization.standin"},
-    {"token": "w-4", "amount": "10.00", "method": "pgfs.authorization.incremental",
-     "original": "w-1"},
+    {"token": "w-4", "amount": "20.00", "method": "pgfs.authorization.incremental",
+     "original": "w-1"},  # (an amount that makes the order of w-8 visible in its overdraft)
     {"token": "w-5", "amount": "5.00", "method": "pgfs.auth_plus_capture"},
     {"token": "w-6", "amount": "15.00"},
     {"token": "w-7", "amount": "15.00", "method": "pgfs.authorization.reversal",
@@ -55,19 +56,27 @@ class RolledBack(Exception):
     pass
 
 
-def outbox_events(client, card, auth) -> list:
-    # the cache believes in 200.00 while the ledger has 100.00: approvals it cannot cover
-    cache.put_account(user_token=card.cardholder.token, available_minor=20_000, currency_code="USD")
+def outbox_events(client, cards, auth) -> list:
+    """OUTBOX for each card, interleaved (tokens prefixed a-, b-, ...)."""
+    for card in cards:  # the cache believes in 200.00, the ledger has 100.00
+        put_in_cache(card)
+        cache.put_account(
+            user_token=card.cardholder.token, available_minor=20_000, currency_code="USD"
+        )
     for request in OUTBOX:
-        client.post("/jit/marqeta/", jit_body(card, **request), content_type=JSON, **auth)
+        for prefix, card in zip("abc", cards, strict=False):
+            named = {**request, "token": f"{prefix}-{request['token']}"}
+            if "original" in request:
+                named["original"] = f"{prefix}-{request['original']}"
+            client.post("/jit/marqeta/", jit_body(card, **named), content_type=JSON, **auth)
     redis_client = maintenance_redis()
     ensure_groups(redis_client)
     events = read_batch(redis_client, consumer="t", count=100, block_ms=0)
-    assert len(events) == len(OUTBOX)
+    assert len(events) == len(OUTBOX) * len(cards)
     return events
 
 
-def ledger_state(wallet) -> dict:
+def ledger_state(wallets) -> dict:
     """What the writer wrote, keyed by tokens and idempotency keys (never by ids)."""
     return {
         "decisions": sorted(
@@ -89,7 +98,7 @@ def ledger_state(wallet) -> dict:
             + tuple(sorted((e.account.kind, e.amount_minor) for e in posting.entries.all()))
             for posting in LedgerTransaction.objects.prefetch_related("entries__account")
         ),
-        "balances": balances(wallet),
+        "balances": [balances(wallet) for wallet in wallets],
         "episodes": sorted(
             NegativeBalance.objects.values_list(
                 "balance_minor", "opened_by__idempotency_key", "resolved_at"
@@ -99,39 +108,44 @@ def ledger_state(wallet) -> dict:
 
 
 def test_given_mixed_outbox_when_written_set_based_then_same_as_one_by_one(
-    client, marqeta_auth, card_in_cache, funded_wallet, caplog
+    client, marqeta_auth, funded_card, caplog
 ):
-    events = outbox_events(client, card_in_cache, marqeta_auth)
+    """Two cardholders interleaved: the waves reorder across cardholders, never within one."""
+    other = CardFactory()
+    deposit_funds(cardholder=other.cardholder, amount_minor=10_000, idempotency_key="o", actor="t")
+    cards = [funded_card, other]
+    holder_wallets = [funding_account_for(cardholder=card.cardholder).wallet for card in cards]
+    events = outbox_events(client, cards, marqeta_auth)
     with pytest.raises(RolledBack), transaction.atomic():  # noqa: PT012 - the reference run
         wallets = Wallets()
         with CaptureQueriesContext(connection) as reference_statements:
             for event in events:
                 apply_event(event, wallets)
-        one_by_one = ledger_state(funded_wallet)
+        one_by_one = ledger_state(holder_wallets)
         raise RolledBack
     assert not JitDecision.objects.exists()
     with CaptureQueriesContext(connection) as statements:
         write_batch(maintenance_redis(), events)
-    set_based = ledger_state(funded_wallet)
+    set_based = ledger_state(holder_wallets)
     assert set_based == one_by_one
     # and it was set-based: the three runs of first authorizations did not fall back
     assert len(statements) < len(reference_statements)
     assert "one by one" not in caplog.text
     assert set_based["episodes"], "the outbox should have overdrawn the ledger"
-    assert len(set_based["decisions"]) == len(OUTBOX)
+    assert len(set_based["decisions"]) == 2 * len(OUTBOX)
     assert_ledger_consistent()
 
 
 def test_given_event_recorded_by_another_writer_when_run_written_then_one_by_one_once(
     client, marqeta_auth, card_in_cache, funded_wallet, caplog
 ):
-    events = outbox_events(client, card_in_cache, marqeta_auth)
-    plain = [event for event in events if event.fields["jit"] in ("w-1", "w-6", "w-8")]
+    events = outbox_events(client, [card_in_cache], marqeta_auth)
+    plain = [event for event in events if event.fields["jit"] in ("a-w-1", "a-w-6", "a-w-8")]
     apply_event(plain[1], Wallets())  # a writer that took over the stream got there first
     write_plain_run(plain, Wallets())  # the set is refused; each event is then applied once
     assert "3 plain events one by one" in caplog.text
     assert sorted(JitDecision.objects.values_list("jit_funding_token", flat=True)) == [
-        "w-1", "w-6", "w-8",
+        "a-w-1", "a-w-6", "a-w-8",
     ]  # fmt: skip
     assert sorted(Hold.objects.values_list("amount_minor", flat=True)) == [1_500, 3_000, 6_000]
     assert balances(funded_wallet)[0] == 10_000 - 10_500
