@@ -15,6 +15,7 @@ from collections import Counter, defaultdict, deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 
 import redis
 import simplejson
@@ -39,7 +40,7 @@ logger = logging.getLogger("jit.outbox")
 GROUP = "ledger-writer"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class OutboxEvent:
     stream: str
     event_id: str
@@ -50,8 +51,9 @@ class OutboxEvent:
         """Stream ids are unique in their stream only: two partitions can use the same one."""
         return self.stream, self.event_id
 
-    @property
+    @cached_property
     def meta(self) -> dict:
+        """Parsed once: the writer reads it a few times per event (read-only, never changed)."""
         return simplejson.loads(self.fields.get("meta") or "{}")
 
 
