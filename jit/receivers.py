@@ -44,7 +44,7 @@ def push_available_deltas(sender: type, changes: list[AvailableChange], **_: Any
         return
     account_ids = {account_id for change in changes for account_id in change.deltas}
     holders = dict(
-        Wallet.objects.filter(available_id__in=account_ids).values_list(
+        Wallet.objects.filter(available_id__any=account_ids).values_list(
             "available_id", "holder_token"
         )
     )

@@ -181,7 +181,7 @@ def open_exceptions(specs: list[ExceptionSpec]) -> int:
     for spec in specs:
         wanted.setdefault(spec.dedupe_key[:200], spec)
     existing = set(
-        ReconciliationException.objects.filter(dedupe_key__in=wanted).values_list(
+        ReconciliationException.objects.filter(dedupe_key__any=wanted).values_list(
             "dedupe_key", flat=True
         )
     )
