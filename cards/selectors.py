@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from django.db.models import Q
+from django.db.models import Model, Q, QuerySet
 
 from cards.errors import (
     CardholderNotFound,
@@ -29,21 +29,27 @@ from cards.models import (
 )
 from ledger.selectors import Balances, wallet_balances
 
+M = TypeVar("M", bound=Model)
+
+
+def _by_token(rows: QuerySet[M], token: str) -> M:
+    """`rows.get(token=token)`; a token with a NUL finds nothing (PostgreSQL text has no NUL,
+    and asking for one is an error, not a miss)."""
+    if "\x00" in token:
+        raise rows.model.DoesNotExist
+    return rows.get(token=token)
+
 
 def cardholder_by_token(*, token: str) -> Cardholder:
     try:
-        if "\x00" in token:  # PostgreSQL text has no NUL: no such row, and asking is an error
-            raise Cardholder.DoesNotExist
-        return Cardholder.objects.select_related("program").get(token=token)
+        return _by_token(Cardholder.objects.select_related("program"), token)
     except Cardholder.DoesNotExist:
         raise CardholderNotFound(f"no cardholder {token!r}", token=token) from None
 
 
 def card_by_token(*, token: str) -> Card:
     try:
-        if "\x00" in token:  # PostgreSQL text has no NUL: no such row, and asking is an error
-            raise Card.DoesNotExist
-        return Card.objects.select_related("cardholder__program").get(token=token)
+        return _by_token(Card.objects.select_related("cardholder__program"), token)
     except Card.DoesNotExist:
         raise CardNotFound(f"no card {token!r}", token=token) from None
 
