@@ -28,6 +28,13 @@ def dead_writers(stack: Stack) -> list[str]:
     return [writer.name for writer in stack.writers if not writer.alive]
 
 
+def restart_dead_writers(stack: Stack) -> list[str]:
+    """Which ledger writers had exited (a scenario's finding), then everything running again."""
+    died = dead_writers(stack)
+    stack.ensure_running()
+    return died
+
+
 def wait_for_drain(stack: Stack, *, timeout: float = 900) -> float:
     """Seconds until the ledger writers have written every decision of the outbox."""
     started = time.monotonic()

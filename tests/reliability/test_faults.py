@@ -19,9 +19,9 @@ from jit.outbox import GROUP, shard_streams
 from reconciliation.models import ClearingFile
 from tests.reliability.checks import (
     assert_clean,
-    dead_writers,
     lag,
     report,
+    restart_dead_writers,
     settle,
     wait_for_drain,
 )
@@ -172,8 +172,7 @@ def test_redis_crashed_and_restarted_under_traffic(stack, profile, run_id, tmp_p
     up_at = time.monotonic() - traffic.started
     time.sleep(profile.traffic_seconds / 3)
     answers = traffic.stop()
-    died = dead_writers(stack)
-    stack.ensure_running()
+    died = restart_dead_writers(stack)
     found = settle(stack, traffic, tmp_path)
     during = summary(traffic.between(down_from, up_at))
     report(
@@ -193,9 +192,7 @@ def flush_and_rebuild(stack, traffic: Traffic, count: int) -> list[str]:
     wait_for_drain(stack)  # every decision is in PostgreSQL: the flush loses only the cache
     stack.redis.flush()
     stack.manage("rebuild_balance_cache")
-    died = dead_writers(stack)
-    stack.ensure_running()
-    return died
+    return restart_dead_writers(stack)
 
 
 def test_redis_flushed_then_rebuilt_from_the_ledger(stack, profile, run_id, tmp_path):
@@ -244,8 +241,7 @@ def test_postgres_stopped_while_authorizations_continue(stack, profile, run_id, 
     up_at = time.monotonic() - traffic.started
     time.sleep(1)
     answers = traffic.stop()
-    died = dead_writers(stack)
-    stack.ensure_running()
+    died = restart_dead_writers(stack)
     found = settle(stack, traffic, tmp_path)
     during = summary(traffic.between(down_from, up_at))
     report(
